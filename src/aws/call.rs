@@ -1,0 +1,202 @@
+//! One tool call's AWS requests: render, sign, send, decode, follow pagination up to the tool
+//! file's cap, and gather the items.
+
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use serde_json::{Map, Value};
+
+use super::protocol::{json_error, lookup, query_body, render_request, xml_error, xml_to_json};
+use super::sign::sign_request;
+use super::{AwsError, endpoint};
+use crate::catalogue::args::Args;
+use crate::catalogue::{AwsSpec, Protocol};
+use crate::policy::Environment;
+
+/// Largest answer body read from AWS per page.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// What the pages of one call returned.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// The items gathered from every page (or the whole answer, for tools without `items`).
+    pub items: Vec<Value>,
+    /// The first page's answer when the tool has no `items` path.
+    pub document: Option<Value>,
+    pub pages: u32,
+    /// More pages existed than the tool's `max_pages` allows.
+    pub more_pages: bool,
+}
+
+/// A shared HTTP client: rustls, short connect timeout, bounded request time.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Run the AWS side of a tool call.
+pub async fn fetch(
+    http: &reqwest::Client,
+    spec: &AwsSpec,
+    items_path: Option<&str>,
+    env: &Environment,
+    args: &Args,
+    creds: &Credentials,
+) -> Result<Fetched, AwsError> {
+    let mut params = render_request(&spec.request, args, env);
+    let mut out = Fetched::default();
+    let max_pages = spec.pagination.as_ref().map_or(1, |p| p.max_pages);
+    loop {
+        let page = send(http, spec, env, &params, creds).await?;
+        out.pages += 1;
+        let token = spec.pagination.as_ref().and_then(|p| {
+            lookup(&page, &p.response_token)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(|t| (p.request_token.clone(), t.to_string()))
+        });
+        match items_path {
+            Some(path) => match lookup(&page, path) {
+                Some(Value::Array(a)) => out.items.extend(a.iter().cloned()),
+                Some(Value::Null) | None => {}
+                Some(one) => out.items.push(one.clone()),
+            },
+            None => {
+                if out.document.is_none() {
+                    out.document = Some(page.clone());
+                }
+            }
+        }
+        match token {
+            Some((name, t)) if out.pages < max_pages => {
+                params.insert(name, Value::String(t));
+            }
+            Some(_) => {
+                out.more_pages = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+async fn send(
+    http: &reqwest::Client,
+    spec: &AwsSpec,
+    env: &Environment,
+    params: &Map<String, Value>,
+    creds: &Credentials,
+) -> Result<Value, AwsError> {
+    let url = endpoint::resolve(&spec.service, env);
+    let transport = |e: String| AwsError::Transport {
+        service: spec.service.clone(),
+        endpoint: url.clone(),
+        message: e,
+    };
+    let builder = http.post(format!("{url}/"));
+    let builder = match spec.protocol {
+        Protocol::Ec2 | Protocol::Query => builder
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .body(query_body(
+                spec.protocol,
+                &spec.action,
+                spec.version.as_deref().unwrap_or_default(),
+                params,
+            )),
+        Protocol::Json => builder
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", spec.target.as_deref().unwrap_or_default())
+            .body(serde_json::to_vec(params).unwrap_or_default()),
+    };
+    let mut req = builder.build().map_err(|e| transport(e.to_string()))?;
+    sign_request(&mut req, creds, &env.region, &spec.service)?;
+    let resp = http
+        .execute(req)
+        .await
+        .map_err(|e| transport(without_url(&e)))?;
+    let status = resp.status().as_u16();
+    if resp
+        .content_length()
+        .is_some_and(|n| n as usize > MAX_RESPONSE_BYTES)
+    {
+        return Err(AwsError::Decode {
+            service: spec.service.clone(),
+            message: format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
+        });
+    }
+    let bytes = resp.bytes().await.map_err(|e| transport(without_url(&e)))?;
+    if bytes.len() > MAX_RESPONSE_BYTES {
+        return Err(AwsError::Decode {
+            service: spec.service.clone(),
+            message: format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
+        });
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let decoded = match spec.protocol {
+        Protocol::Ec2 | Protocol::Query => {
+            if status >= 300 {
+                let (code, message) =
+                    xml_error(&text).unwrap_or_else(|| ("Unknown".into(), snippet(&text)));
+                return Err(AwsError::Service {
+                    service: spec.service.clone(),
+                    status,
+                    code,
+                    message,
+                });
+            }
+            xml_to_json(&text)
+        }
+        Protocol::Json => {
+            let v: Result<Value, String> = if text.trim().is_empty() {
+                Ok(Value::Object(Map::new()))
+            } else {
+                serde_json::from_str(&text).map_err(|e| e.to_string())
+            };
+            if status >= 300 {
+                let (code, message) = v
+                    .as_ref()
+                    .ok()
+                    .and_then(json_error)
+                    .unwrap_or_else(|| ("Unknown".into(), snippet(&text)));
+                return Err(AwsError::Service {
+                    service: spec.service.clone(),
+                    status,
+                    code,
+                    message,
+                });
+            }
+            v
+        }
+    };
+    decoded.map_err(|message| AwsError::Decode {
+        service: spec.service.clone(),
+        message,
+    })
+}
+
+fn snippet(text: &str) -> String {
+    text.chars().take(200).collect()
+}
+
+/// reqwest's error text without the URL (which is ours anyway, and noisy).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(u) = e.url() {
+        msg = msg.replace(u.as_str(), "");
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}

@@ -1,0 +1,814 @@
+//! The catalogue: tools are data. Each file under `tools/` is parsed strictly
+//! ([`raw`]), validated into a [`ToolSpec`] that the rest of the engine uses, and refused with
+//! `file:LINE:COL:` errors when it would be unsafe (a wildcard action, a write verb in a read
+//! tool, a resource ARN built from an unchecked argument, ...).
+//!
+//! The built-in tools are the files in the repository's `tools/`, embedded at build time, so
+//! the engine has one path for every tool.
+
+pub mod args;
+pub mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use serde_json::{Map, Value, json};
+
+pub use raw::{ArgKind, FieldKind, Keep, Protocol, Risk};
+
+use crate::source::{SourceError, SourceErrors, SourceFile};
+use crate::timefmt::parse_duration;
+
+/// The tool files shipped in the binary (the repository's `tools/` folder).
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "tools/describe_access.toml",
+        include_str!("../../tools/describe_access.toml"),
+    ),
+    (
+        "tools/list_volumes.toml",
+        include_str!("../../tools/list_volumes.toml"),
+    ),
+    (
+        "tools/read_logs.toml",
+        include_str!("../../tools/read_logs.toml"),
+    ),
+];
+
+/// What a tool does when called.
+#[derive(Debug, Clone)]
+pub enum Handler {
+    /// A signed AWS request.
+    Aws(Box<AwsSpec>),
+    /// Explain this agent's access (no AWS call).
+    DescribeAccess,
+}
+
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    pub risk: Risk,
+    pub arguments: Vec<ArgSpec>,
+    pub time_range: Option<TimeRange>,
+    pub handler: Handler,
+    pub output: OutputSpec,
+    /// The JSON Schema the model sees for the arguments.
+    pub input_schema: Arc<Map<String, Value>>,
+    pub path: PathBuf,
+}
+
+impl ToolSpec {
+    pub fn aws(&self) -> Option<&AwsSpec> {
+        match &self.handler {
+            Handler::Aws(a) => Some(a),
+            Handler::DescribeAccess => None,
+        }
+    }
+
+    pub fn argument(&self, name: &str) -> Option<&ArgSpec> {
+        self.arguments.iter().find(|a| a.name == name)
+    }
+
+    /// The arguments that name the resources a call acts on.
+    pub fn resource_arguments(&self) -> impl Iterator<Item = &ArgSpec> {
+        self.arguments.iter().filter(|a| a.resource)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ArgSpec {
+    pub name: String,
+    pub kind: ArgKind,
+    pub description: String,
+    pub required: bool,
+    pub pattern: Option<Regex>,
+    pub max_length: Option<usize>,
+    pub choices: Option<Vec<String>>,
+    pub minimum: Option<i64>,
+    pub maximum: Option<i64>,
+    pub default: Option<Value>,
+    pub max_items: Option<usize>,
+    pub key_pattern: Option<Regex>,
+    pub value_pattern: Option<Regex>,
+    pub resource: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimeRange {
+    pub start: String,
+    pub end: String,
+    pub max_span: Duration,
+    pub default_span: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AwsSpec {
+    pub service: String,
+    pub protocol: Protocol,
+    pub action: String,
+    pub version: Option<String>,
+    pub target: Option<String>,
+    pub iam_actions: Vec<String>,
+    pub resources: Vec<String>,
+    pub wildcard_reason: Option<String>,
+    pub request: Map<String, Value>,
+    pub pagination: Option<Pagination>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pagination {
+    pub request_token: String,
+    pub response_token: String,
+    pub max_pages: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OutputSpec {
+    pub items: Option<String>,
+    pub fields: Vec<FieldSpec>,
+    pub max_items: usize,
+    pub max_bytes: usize,
+    pub limit_argument: Option<String>,
+    pub sort_by: Option<String>,
+    pub keep: Keep,
+    pub protection: Option<ProtectionSpec>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    pub name: String,
+    pub path: String,
+    pub kind: FieldKind,
+    pub redact: bool,
+    pub fields: Vec<FieldSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProtectionSpec {
+    pub id: String,
+    pub tags: Option<String>,
+}
+
+/// Every tool, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    tools: BTreeMap<String, Arc<ToolSpec>>,
+}
+
+/// The verbs a read tool's IAM actions may start with.
+const READ_VERBS: &[&str] = &[
+    "Describe",
+    "List",
+    "Get",
+    "Filter",
+    "Lookup",
+    "Search",
+    "Head",
+    "BatchGet",
+    "Query",
+    "Scan",
+    "Select",
+    "Validate",
+    "StartQuery",
+    "GetQueryResults",
+    "StopQuery",
+];
+
+/// Placeholders a resource template may use besides the tool's own arguments.
+const ENV_PLACEHOLDERS: &[&str] = &["partition", "region", "account"];
+
+const DEFAULT_MAX_ITEMS: usize = 500;
+const DEFAULT_MAX_BYTES: usize = 64 * 1024;
+/// Hard ceilings a tool file cannot raise.
+const MAX_ITEMS_CEILING: usize = 10_000;
+const MAX_BYTES_CEILING: usize = 1024 * 1024;
+const MAX_PAGES_CEILING: u32 = 100;
+
+impl Catalogue {
+    /// The built-in tools.
+    pub fn builtin() -> Result<Self, SourceErrors> {
+        let files = BUILTIN
+            .iter()
+            .map(|(p, t)| SourceFile::new(p, *t))
+            .collect::<Vec<_>>();
+        Self::from_files(files)
+    }
+
+    /// Every `*.toml` file in `dir` (sorted by name).
+    pub fn load_dir(dir: &Path) -> Result<Self, SourceErrors> {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            SourceErrors::from(SourceError {
+                path: dir.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the tools folder: {e}"),
+            })
+        })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
+        for p in paths {
+            match std::fs::read_to_string(&p) {
+                Ok(t) => files.push(SourceFile::new(&p, t)),
+                Err(e) => errors.push(SourceError {
+                    path: p.clone(),
+                    line: 1,
+                    col: 1,
+                    message: format!("cannot read the tool file: {e}"),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(SourceErrors(errors));
+        }
+        Self::from_files(files)
+    }
+
+    pub fn from_files(files: Vec<SourceFile>) -> Result<Self, SourceErrors> {
+        let mut tools = BTreeMap::new();
+        let mut errors = Vec::new();
+        for f in &files {
+            match parse_tool(f) {
+                Ok(t) => {
+                    if let Some(prev) = tools.get(&t.name) {
+                        let prev: &Arc<ToolSpec> = prev;
+                        errors.push(f.error(
+                            None,
+                            format!(
+                                "a tool named `{}` is already defined in {}; tool names must be unique",
+                                t.name,
+                                prev.path.display()
+                            ),
+                        ));
+                    } else {
+                        tools.insert(t.name.clone(), Arc::new(t));
+                    }
+                }
+                Err(mut e) => errors.append(&mut e.0),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Catalogue { tools })
+        } else {
+            Err(SourceErrors(errors))
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<ToolSpec>> {
+        self.tools.get(name)
+    }
+
+    pub fn tools(&self) -> impl Iterator<Item = &Arc<ToolSpec>> {
+        self.tools.values()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tools.keys().map(String::as_str)
+    }
+}
+
+/// Parse and validate one tool file.
+pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
+    let raw: raw::RawTool = f.parse_toml()?;
+    let mut errs: Vec<SourceError> = Vec::new();
+    let name = raw.name.get_ref().clone();
+    if !valid_tool_name(&name) {
+        errs.push(f.error(
+            Some(raw.name.span()),
+            format!("tool name `{name}` must be lowercase letters, digits and `_`, starting with a letter (at most 64)"),
+        ));
+    }
+    if raw.description.get_ref().trim().is_empty() {
+        errs.push(f.error(
+            Some(raw.description.span()),
+            "the description is what the model reads to choose this tool; it must not be empty",
+        ));
+    }
+    let risk = *raw.risk.get_ref();
+
+    // Arguments.
+    let mut arguments = Vec::new();
+    let mut seen = BTreeSet::new();
+    for a in &raw.arguments {
+        let span = a.span();
+        let a = a.get_ref();
+        let an = a.name.get_ref();
+        if !seen.insert(an.clone()) {
+            errs.push(f.error(
+                Some(a.name.span()),
+                format!("argument `{an}` is declared twice"),
+            ));
+        }
+        let compile = |p: &Option<serde_spanned::Spanned<String>>, errs: &mut Vec<SourceError>| {
+            p.as_ref().and_then(|p| match anchored(p.get_ref()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    errs.push(f.error(Some(p.span()), e));
+                    None
+                }
+            })
+        };
+        let pattern = compile(&a.pattern, &mut errs);
+        let key_pattern = compile(&a.key_pattern, &mut errs);
+        let value_pattern = compile(&a.value_pattern, &mut errs);
+        let kind = *a.kind.get_ref();
+        let default = match &a.default {
+            None => None,
+            Some(v) => match serde_json::to_value(v) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    errs.push(f.error(Some(span.clone()), format!("bad default: {e}")));
+                    None
+                }
+            },
+        };
+        if a.resource && !matches!(kind, ArgKind::String | ArgKind::StringList) {
+            errs.push(f.error(
+                Some(a.kind.span()),
+                format!("argument `{an}` is marked `resource = true`, so it must be a string or string_list"),
+            ));
+        }
+        if a.resource && pattern.is_none() {
+            errs.push(f.error(
+                Some(span.clone()),
+                format!("argument `{an}` names a resource, so it needs a `pattern` (e.g. \"^vol-[0-9a-f]{{8,17}}$\") that excludes wildcards"),
+            ));
+        }
+        if matches!(kind, ArgKind::StringList | ArgKind::StringMap) && a.max_items.is_none() {
+            errs.push(f.error(
+                Some(span.clone()),
+                format!("argument `{an}` is a list or map, so it needs `max_items`"),
+            ));
+        }
+        arguments.push(ArgSpec {
+            name: an.clone(),
+            kind,
+            description: a.description.clone(),
+            required: a.required,
+            pattern,
+            max_length: a.max_length,
+            choices: a.choices.clone(),
+            minimum: a.minimum,
+            maximum: a.maximum,
+            default,
+            max_items: a.max_items,
+            key_pattern,
+            value_pattern,
+            resource: a.resource,
+        });
+    }
+
+    // Time range.
+    let time_range = raw.time_range.as_ref().and_then(|tr| {
+        let span = tr.span();
+        let t = tr.get_ref();
+        let mut ok = true;
+        for n in [&t.start, &t.end] {
+            if !arguments
+                .iter()
+                .any(|a| &a.name == n && a.kind == ArgKind::Timestamp)
+            {
+                errs.push(f.error(
+                    Some(span.clone()),
+                    format!("time_range names `{n}`, which is not a timestamp argument"),
+                ));
+                ok = false;
+            }
+        }
+        let max_span = parse_duration(&t.max_span)
+            .map_err(|e| errs.push(f.error(Some(span.clone()), e)))
+            .ok();
+        let default_span = parse_duration(&t.default_span)
+            .map_err(|e| errs.push(f.error(Some(span.clone()), e)))
+            .ok();
+        match (ok, max_span, default_span) {
+            (true, Some(max_span), Some(default_span)) => Some(TimeRange {
+                start: t.start.clone(),
+                end: t.end.clone(),
+                max_span,
+                default_span,
+            }),
+            _ => None,
+        }
+    });
+
+    let arg_names: BTreeSet<&str> = arguments.iter().map(|a| a.name.as_str()).collect();
+
+    // Handler.
+    let handler_name = raw
+        .handler
+        .as_ref()
+        .map(|h| h.get_ref().as_str())
+        .unwrap_or("aws");
+    let handler = match handler_name {
+        "aws" => match &raw.aws {
+            None => {
+                errs.push(f.error(None, "an `aws` tool needs an [aws] table (service, protocol, action, iam_actions, resources)"));
+                None
+            }
+            Some(aws) => {
+                validate_aws(f, aws, risk, &arguments, &mut errs).map(|a| Handler::Aws(Box::new(a)))
+            }
+        },
+        "describe_access" => {
+            if let Some(aws) = &raw.aws {
+                errs.push(f.error(
+                    Some(aws.span()),
+                    "the describe_access handler makes no AWS call; remove [aws]",
+                ));
+            }
+            Some(Handler::DescribeAccess)
+        }
+        other => {
+            let span = raw.handler.as_ref().map(|h| h.span());
+            errs.push(f.error(
+                span,
+                format!(
+                    "unknown handler `{other}`; use \"aws\" (the default) or \"describe_access\""
+                ),
+            ));
+            None
+        }
+    };
+    if matches!(handler, Some(Handler::Aws(_))) {
+        match arguments.iter().find(|a| a.kind == ArgKind::Environment) {
+            Some(a) if a.name == "environment" && a.required => {}
+            _ => errs.push(f.error(
+                None,
+                "an AWS tool needs a required argument named `environment` of type \"environment\"",
+            )),
+        }
+    }
+
+    // Output.
+    let output = match &raw.output {
+        None => OutputSpec {
+            max_items: DEFAULT_MAX_ITEMS,
+            max_bytes: DEFAULT_MAX_BYTES,
+            ..Default::default()
+        },
+        Some(o) => {
+            let span = o.span();
+            let o = o.get_ref();
+            let max_items = o.max_items.unwrap_or(DEFAULT_MAX_ITEMS);
+            let max_bytes = o.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+            if max_items == 0 || max_items > MAX_ITEMS_CEILING {
+                errs.push(f.error(
+                    Some(span.clone()),
+                    format!("output.max_items must be 1..={MAX_ITEMS_CEILING}"),
+                ));
+            }
+            if !(1024..=MAX_BYTES_CEILING).contains(&max_bytes) {
+                errs.push(f.error(
+                    Some(span.clone()),
+                    format!("output.max_bytes must be 1024..={MAX_BYTES_CEILING}"),
+                ));
+            }
+            if let Some(l) = &o.limit_argument
+                && !arguments
+                    .iter()
+                    .any(|a| &a.name == l && a.kind == ArgKind::Integer)
+            {
+                errs.push(f.error(
+                    Some(span.clone()),
+                    format!("output.limit_argument `{l}` is not an integer argument"),
+                ));
+            }
+            let fields = o
+                .fields
+                .iter()
+                .map(|fs| field_spec(fs.get_ref()))
+                .collect::<Vec<_>>();
+            if let Some(s) = &o.sort_by
+                && !fields.iter().any(|fs| &fs.name == s)
+            {
+                errs.push(f.error(
+                    Some(span.clone()),
+                    format!("output.sort_by `{s}` is not an output field"),
+                ));
+            }
+            OutputSpec {
+                items: o.items.clone(),
+                fields,
+                max_items,
+                max_bytes,
+                limit_argument: o.limit_argument.clone(),
+                sort_by: o.sort_by.clone(),
+                keep: o.keep,
+                protection: o.protection.as_ref().map(|p| ProtectionSpec {
+                    id: p.id.clone(),
+                    tags: p.tags.clone(),
+                }),
+                note: o.note.clone(),
+            }
+        }
+    };
+    let _ = arg_names;
+
+    if !errs.is_empty() {
+        return Err(SourceErrors(errs));
+    }
+    let handler = handler.expect("handler is set when there are no errors");
+    let input_schema = Arc::new(args::input_schema(&arguments));
+    Ok(ToolSpec {
+        name,
+        title: raw.title.clone(),
+        description: raw.description.into_inner(),
+        risk,
+        arguments,
+        time_range,
+        handler,
+        output,
+        input_schema,
+        path: f.path.clone(),
+    })
+}
+
+fn field_spec(r: &raw::RawField) -> FieldSpec {
+    FieldSpec {
+        name: r.name.clone(),
+        path: r.path.clone(),
+        kind: r.kind,
+        redact: r.redact,
+        fields: r.fields.iter().map(field_spec).collect(),
+    }
+}
+
+fn validate_aws(
+    f: &SourceFile,
+    aws: &serde_spanned::Spanned<raw::RawAws>,
+    risk: Risk,
+    arguments: &[ArgSpec],
+    errs: &mut Vec<SourceError>,
+) -> Option<AwsSpec> {
+    let a = aws.get_ref();
+    let before = errs.len();
+    let service = a.service.get_ref();
+    if !service
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || service.is_empty()
+    {
+        errs.push(f.error(
+            Some(a.service.span()),
+            format!(
+                "service `{service}` must be an AWS endpoint prefix such as \"ec2\" or \"logs\""
+            ),
+        ));
+    }
+    match a.protocol {
+        Protocol::Ec2 | Protocol::Query if a.version.is_none() => {
+            errs.push(f.error(
+                Some(aws.span()),
+                "query protocols need `version` (the API version, e.g. \"2016-11-15\" for EC2)",
+            ));
+        }
+        Protocol::Json if a.target.is_none() => {
+            errs.push(f.error(Some(aws.span()), "the json protocol needs `target` (the X-Amz-Target header, e.g. \"Logs_20140328.FilterLogEvents\")"));
+        }
+        _ => {}
+    }
+    if a.iam_actions.is_empty() {
+        errs.push(f.error(
+            Some(aws.span()),
+            "iam_actions must name at least one action",
+        ));
+    }
+    for act in &a.iam_actions {
+        let s = act.get_ref();
+        let Some((svc, verb)) = s.split_once(':') else {
+            errs.push(f.error(
+                Some(act.span()),
+                format!("`{s}` is not an IAM action; write it as \"service:Action\""),
+            ));
+            continue;
+        };
+        if s.contains('*') || s.contains('?') {
+            errs.push(f.error(
+                Some(act.span()),
+                format!("`{s}` is a wildcard action; name each action exactly"),
+            ));
+            continue;
+        }
+        if svc.is_empty() || verb.is_empty() || !verb.chars().all(|c| c.is_ascii_alphanumeric()) {
+            errs.push(f.error(
+                Some(act.span()),
+                format!("`{s}` is not an IAM action; write it as \"service:Action\""),
+            ));
+            continue;
+        }
+        if risk == Risk::Read && !READ_VERBS.iter().any(|v| verb.starts_with(v)) {
+            errs.push(f.error(
+                Some(act.span()),
+                format!("`{s}` is not a read action, but this tool's risk is \"read\"; make it \"write\" or \"destructive\" (which go through approval)"),
+            ));
+        }
+    }
+    if a.resources.is_empty() {
+        errs.push(f.error(
+            Some(aws.span()),
+            "resources must name at least one ARN template (or \"*\" with wildcard_reason)",
+        ));
+    }
+    for r in &a.resources {
+        let s = r.get_ref();
+        if s == "*" {
+            if a.resources.len() > 1 {
+                errs.push(f.error(Some(r.span()), "\"*\" cannot be mixed with ARN templates"));
+            }
+            if a.wildcard_reason
+                .as_deref()
+                .is_none_or(|w| w.trim().is_empty())
+            {
+                errs.push(f.error(Some(r.span()), "resource \"*\" needs `wildcard_reason`: say why the action has no resource-level permission"));
+            }
+            if risk != Risk::Read {
+                errs.push(f.error(Some(r.span()), "only read tools may use resource \"*\"; a write or destructive tool must name its resource"));
+            }
+            continue;
+        }
+        if let Err(e) = check_arn_template(s, arguments) {
+            errs.push(f.error(Some(r.span()), e));
+        }
+    }
+    let request = match &a.request {
+        None => Map::new(),
+        Some(t) => match serde_json::to_value(t.get_ref()) {
+            Ok(Value::Object(m)) => {
+                let mut refs = BTreeSet::new();
+                collect_placeholders(&Value::Object(m.clone()), &mut refs);
+                for p in refs {
+                    if !arguments.iter().any(|x| x.name == p)
+                        && !matches!(p.as_str(), "key" | "value" | "item" | "region" | "account")
+                    {
+                        errs.push(f.error(Some(t.span()), format!("the request template uses `${{{p}}}`, which is not an argument of this tool")));
+                    }
+                }
+                m
+            }
+            _ => {
+                errs.push(f.error(Some(t.span()), "request must be a table"));
+                Map::new()
+            }
+        },
+    };
+    if let Some(p) = &a.pagination
+        && (p.max_pages == 0 || p.max_pages > MAX_PAGES_CEILING)
+    {
+        errs.push(f.error(
+            Some(aws.span()),
+            format!("pagination.max_pages must be 1..={MAX_PAGES_CEILING}"),
+        ));
+    }
+    if errs.len() > before {
+        return None;
+    }
+    Some(AwsSpec {
+        service: service.clone(),
+        protocol: a.protocol,
+        action: a.action.clone(),
+        version: a.version.clone(),
+        target: a.target.clone(),
+        iam_actions: a.iam_actions.iter().map(|x| x.get_ref().clone()).collect(),
+        resources: a.resources.iter().map(|x| x.get_ref().clone()).collect(),
+        wildcard_reason: a.wildcard_reason.clone(),
+        request,
+        pagination: a.pagination.as_ref().map(|p| Pagination {
+            request_token: p.request_token.clone(),
+            response_token: p.response_token.clone(),
+            max_pages: p.max_pages,
+        }),
+    })
+}
+
+/// An ARN template must keep the call inside its environment: `arn:${partition}:SERVICE:
+/// ${region}|"":${account}|"":...`, and every argument it uses must be a required string with a
+/// pattern, so a model cannot smuggle a wildcard or another account into the session policy.
+fn check_arn_template(s: &str, arguments: &[ArgSpec]) -> Result<(), String> {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" || parts[1] != "${partition}" {
+        return Err(format!(
+            "resource `{s}` must be an ARN template starting with \"arn:${{partition}}:\""
+        ));
+    }
+    if !matches!(parts[3], "${region}" | "") {
+        return Err(format!(
+            "resource `{s}`: the region part must be ${{region}} (or empty for global resources)"
+        ));
+    }
+    if !matches!(parts[4], "${account}" | "") {
+        return Err(format!(
+            "resource `{s}`: the account part must be ${{account}} (or empty), so calls stay in their environment's account"
+        ));
+    }
+    // `*` inside an ARN would widen the scope beyond the validated resource; the one exception
+    // is a final `:*`, which names the sub-resources of that one resource (CloudWatch Logs
+    // evaluates log-group actions against `log-group:NAME:*`).
+    let body = s.strip_suffix(":*").unwrap_or(s);
+    if body.contains('*') || body.contains('?') {
+        return Err(format!(
+            "resource `{s}` contains a wildcard; build it from validated arguments (only a final \":*\" for sub-resources is allowed)"
+        ));
+    }
+    let mut refs = BTreeSet::new();
+    placeholders(s, &mut refs);
+    let mut uses_argument = false;
+    for p in refs {
+        if ENV_PLACEHOLDERS.contains(&p.as_str()) {
+            continue;
+        }
+        match arguments.iter().find(|a| a.name == p) {
+            None => {
+                return Err(format!(
+                    "resource `{s}` uses `${{{p}}}`, which is not an argument of this tool"
+                ));
+            }
+            Some(a) if a.kind != ArgKind::String || !a.required || a.pattern.is_none() => {
+                return Err(format!(
+                    "resource `{s}` uses argument `{p}`, which must be a required string with a `pattern` to reach an ARN"
+                ));
+            }
+            Some(_) => uses_argument = true,
+        }
+    }
+    if !uses_argument {
+        return Err(format!(
+            "resource `{s}` does not use any validated argument; name the resource from the call's arguments"
+        ));
+    }
+    Ok(())
+}
+
+fn anchored(p: &str) -> Result<Regex, String> {
+    if !p.starts_with('^') || !p.ends_with('$') {
+        return Err(format!(
+            "pattern `{p}` must be anchored: start with ^ and end with $"
+        ));
+    }
+    Regex::new(p).map_err(|e| format!("pattern `{p}` does not compile: {e}"))
+}
+
+fn valid_tool_name(n: &str) -> bool {
+    let mut c = n.chars();
+    matches!(c.next(), Some('a'..='z'))
+        && n.len() <= 64
+        && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+}
+
+/// Collect the `${name}` placeholders in a string.
+pub fn placeholders(s: &str, out: &mut BTreeSet<String>) {
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        match after.find('}') {
+            Some(j) => {
+                out.insert(after[..j].to_string());
+                rest = &after[j + 1..];
+            }
+            None => break,
+        }
+    }
+}
+
+fn collect_placeholders(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::String(s) => placeholders(s, out),
+        Value::Array(a) => a.iter().for_each(|x| collect_placeholders(x, out)),
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "$each" || k == "$when" {
+                    if let Value::String(s) = x {
+                        out.insert(s.clone());
+                    }
+                } else {
+                    collect_placeholders(x, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A short, human summary of a tool for listings.
+pub fn summary(t: &ToolSpec) -> Value {
+    json!({
+        "name": t.name,
+        "risk": t.risk.as_str(),
+        "actions": t.aws().map(|a| a.iam_actions.clone()).unwrap_or_default(),
+        "resources": t.aws().map(|a| a.resources.clone()).unwrap_or_default(),
+        "file": t.path.display().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,35 @@
+//! `airlock serve`: MCP over stdio.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use airlock::credentials::StsBroker;
+use airlock::engine::Engine;
+use airlock::mcp::AirlockServer;
+use clap::Args;
+
+use super::{ConfigArgs, exit};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let c = a.config.load().map_err(exit::Failure::config)?;
+    tracing::info!(
+        policy = %c.policy.path.display(),
+        policy_sha256 = %c.policy.hash,
+        tools = c.catalogue.names().count(),
+        "airlock serving MCP on stdio"
+    );
+    let broker = Arc::new(StsBroker::new(c.policy.session_duration));
+    let engine = Arc::new(Engine::new(c.policy, c.catalogue, broker));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(AirlockServer::new(engine).serve_stdio())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,138 @@
+//! Locations in configuration files: every configuration error names `file:LINE:COL:` so a
+//! person can jump straight to what must change.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// An error at a place in a configuration file, rendered as `path:line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// A configuration file's text with its path, able to turn byte spans into line and column.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn new(path: impl AsRef<Path>, text: impl Into<String>) -> Self {
+        Self {
+            path: path.as_ref().to_path_buf(),
+            text: text.into(),
+        }
+    }
+
+    /// The 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let mut line = 1;
+        let mut line_start = 0;
+        for (i, b) in self.text.as_bytes()[..offset].iter().enumerate() {
+            if *b == b'\n' {
+                line += 1;
+                line_start = i + 1;
+            }
+        }
+        let col = self
+            .text
+            .get(line_start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
+        (line, col)
+    }
+
+    /// An error at the start of `span` (or at 1:1 when there is no span).
+    pub fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> SourceError {
+        let (line, col) = span.map(|s| self.line_col(s.start)).unwrap_or((1, 1));
+        SourceError {
+            path: self.path.clone(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+
+    /// Parse TOML into `T`, turning the parser's error into `path:line:col: message`.
+    pub fn parse_toml<T: serde::de::DeserializeOwned>(&self) -> Result<T, SourceError> {
+        toml::from_str(&self.text).map_err(|e| {
+            let message = e.message().trim().replace('\n', " ");
+            self.error(e.span(), message)
+        })
+    }
+}
+
+/// Several configuration errors at once, one per line, so `airlock check` shows them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceErrors(pub Vec<SourceError>);
+
+impl fmt::Display for SourceErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SourceErrors {}
+
+impl From<SourceError> for SourceErrors {
+    fn from(e: SourceError) -> Self {
+        SourceErrors(vec![e])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let f = SourceFile::new("p.toml", "a = 1\nbé = 2\n");
+        assert_eq!(f.line_col(0), (1, 1));
+        assert_eq!(f.line_col(6), (2, 1));
+        // 'é' is two bytes but one column.
+        assert_eq!(f.line_col(9), (2, 3));
+        assert_eq!(f.line_col(10_000), (3, 1));
+    }
+
+    #[test]
+    fn toml_errors_carry_position() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct S {
+            a: u32,
+        }
+        let f = SourceFile::new("p.toml", "a = 1\nb = 2\n");
+        let e = f.parse_toml::<S>().unwrap_err();
+        assert_eq!((e.line, e.col), (2, 1), "{e}");
+        assert!(e.to_string().starts_with("p.toml:2:1: "), "{e}");
+    }
+}
