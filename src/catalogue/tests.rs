@@ -1,1 +1,151 @@
+//! The catalogue refuses unsafe tool files, each with file:line:col.
 
+use super::*;
+
+/// A valid read tool to mutate in the tests below.
+const GOOD: &str = r#"
+name = "get_thing"
+description = "Get one thing."
+risk = "read"
+
+[[arguments]]
+name = "environment"
+type = "environment"
+required = true
+description = "env"
+
+[[arguments]]
+name = "thing"
+type = "string"
+required = true
+description = "thing id"
+pattern = "^t-[0-9a-f]{8}$"
+resource = true
+
+[aws]
+service = "ec2"
+protocol = "ec2"
+action = "DescribeThings"
+version = "2016-11-15"
+iam_actions = ["ec2:DescribeThings"]
+resources = ["arn:${partition}:ec2:${region}:${account}:thing/${thing}"]
+"#;
+
+fn parse(text: &str) -> Result<ToolSpec, SourceErrors> {
+    parse_tool(&SourceFile::new("tools/t.toml", text))
+}
+
+/// The one error for `text`, with its line and column checked against `needle`'s position.
+fn refused(text: &str, needle: &str, expect: &str) {
+    let errs = parse(text).expect_err("the tool file must be refused");
+    let e = errs
+        .0
+        .iter()
+        .find(|e| e.message.contains(expect))
+        .unwrap_or_else(|| panic!("no error mentions {expect:?}: {errs}"));
+    let offset = text.find(needle).expect("needle in text");
+    let want = SourceFile::new("x", text).line_col(offset);
+    assert_eq!((e.line, e.col), want, "{e}");
+    assert!(e.to_string().starts_with(&format!("tools/t.toml:{}:{}: ", want.0, want.1)));
+}
+
+#[test]
+fn builtin_catalogue_loads() {
+    let c = Catalogue::builtin().expect("built-in tools are valid");
+    let names: Vec<&str> = c.names().collect();
+    assert_eq!(names, ["describe_access", "list_volumes", "read_logs"]);
+    for t in c.tools() {
+        assert_eq!(t.input_schema["additionalProperties"], json!(false), "{}", t.name);
+    }
+}
+
+#[test]
+fn the_tools_folder_is_the_builtin_catalogue() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
+    let from_dir = Catalogue::load_dir(&dir).expect("tools/ loads");
+    let builtin = Catalogue::builtin().unwrap();
+    assert_eq!(from_dir.names().collect::<Vec<_>>(), builtin.names().collect::<Vec<_>>());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), BUILTIN.len(), "every file in tools/ is embedded");
+}
+
+#[test]
+fn good_tool_parses() {
+    let t = parse(GOOD).expect("valid");
+    assert_eq!(t.resource_arguments().count(), 1);
+}
+
+#[test]
+fn wildcard_action_is_refused() {
+    let text = GOOD.replace(r#"["ec2:DescribeThings"]"#, r#"["ec2:Describe*"]"#);
+    refused(&text, "\"ec2:Describe*\"", "wildcard action");
+}
+
+#[test]
+fn write_action_in_a_read_tool_is_refused() {
+    let text = GOOD.replace(r#"["ec2:DescribeThings"]"#, r#"["ec2:DescribeThings", "ec2:DeleteVolume"]"#);
+    refused(&text, "\"ec2:DeleteVolume\"", "not a read action");
+}
+
+#[test]
+fn resource_template_without_a_validated_argument_is_refused() {
+    let text = GOOD.replace("thing/${thing}", "thing/fixed");
+    refused(&text, "\"arn:${partition}:ec2:${region}:${account}:thing/fixed\"", "does not use any validated argument");
+}
+
+#[test]
+fn resource_argument_without_a_pattern_is_refused() {
+    let text = GOOD.replace("pattern = \"^t-[0-9a-f]{8}$\"\n", "");
+    let errs = parse(&text).unwrap_err().to_string();
+    assert!(errs.contains("needs a `pattern`"), "{errs}");
+    assert!(errs.contains("must be a required string with a `pattern`"), "{errs}");
+}
+
+#[test]
+fn unanchored_pattern_is_refused() {
+    let text = GOOD.replace("^t-[0-9a-f]{8}$", "t-[0-9a-f]{8}");
+    refused(&text, "\"t-[0-9a-f]{8}\"", "must be anchored");
+}
+
+#[test]
+fn wildcard_or_foreign_account_in_arn_is_refused() {
+    let text = GOOD.replace("thing/${thing}", "thing/*");
+    refused(&text, "\"arn:${partition}", "wildcard");
+    let text = GOOD.replace(":${account}:thing", ":210987654321:thing");
+    refused(&text, "\"arn:${partition}", "the account part must be ${account}");
+}
+
+#[test]
+fn star_resource_needs_a_reason_and_a_read_tool() {
+    let text = GOOD.replace(
+        r#"resources = ["arn:${partition}:ec2:${region}:${account}:thing/${thing}"]"#,
+        r#"resources = ["*"]"#,
+    );
+    refused(&text, "\"*\"", "wildcard_reason");
+}
+
+#[test]
+fn unknown_keys_are_refused_with_position() {
+    let text = GOOD.replace("risk = \"read\"", "risk = \"read\"\nrisky = true");
+    refused(&text, "risky", "unknown field `risky`");
+}
+
+#[test]
+fn bad_risk_is_refused() {
+    let text = GOOD.replace("risk = \"read\"", "risk = \"harmless\"");
+    refused(&text, "\"harmless\"", "unknown variant `harmless`");
+}
+
+#[test]
+fn duplicate_tool_names_are_refused() {
+    let a = SourceFile::new("tools/a.toml", GOOD);
+    let b = SourceFile::new("tools/b.toml", GOOD);
+    let errs = Catalogue::from_files(vec![a, b]).unwrap_err().to_string();
+    assert!(errs.starts_with("tools/b.toml:1:1: a tool named `get_thing` is already defined in tools/a.toml"), "{errs}");
+}
+
+#[test]
+fn aws_tool_needs_an_environment_argument() {
+    let text = GOOD.replace("type = \"environment\"", "type = \"string\"");
+    let errs = parse(&text).unwrap_err().to_string();
+    assert!(errs.contains("needs a required argument named `environment`"), "{errs}");
+}

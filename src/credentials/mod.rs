@@ -80,6 +80,7 @@ type Slot = Arc<Mutex<Option<Credentials>>>;
 /// named profile.
 pub struct StsBroker {
     duration: Duration,
+    base: Option<Credentials>,
     clients: Mutex<HashMap<String, Arc<OnceCell<aws_sdk_sts::Client>>>>,
     cache: std::sync::Mutex<HashMap<CacheKey, Slot>>,
     calls: AtomicU64,
@@ -90,10 +91,21 @@ impl StsBroker {
     pub fn new(duration: Duration) -> Self {
         Self {
             duration,
+            base: None,
             clients: Mutex::new(HashMap::new()),
             cache: std::sync::Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
             counter: AtomicU64::new(0),
+        }
+    }
+
+    /// A broker whose base credential is given rather than found through the AWS chain: for
+    /// embedding airlock in another program, and for tests against a local endpoint that hand it
+    /// the endpoint's throwaway keys. The CLI always uses the standard chain.
+    pub fn with_base_credentials(duration: Duration, base: Credentials) -> Self {
+        Self {
+            base: Some(base),
+            ..Self::new(duration)
         }
     }
 
@@ -105,7 +117,9 @@ impl StsBroker {
         cell.get_or_init(|| async {
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .region(aws_config::Region::new(env.region.clone()));
-            if let Some(p) = &env.profile {
+            if let Some(base) = &self.base {
+                loader = loader.credentials_provider(base.clone());
+            } else if let Some(p) = &env.profile {
                 loader = loader.profile_name(p);
             }
             if let Some(url) = endpoint::override_for("sts", env) {
