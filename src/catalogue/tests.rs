@@ -46,7 +46,10 @@ fn refused(text: &str, needle: &str, expect: &str) {
     let offset = text.find(needle).expect("needle in text");
     let want = SourceFile::new("x", text).line_col(offset);
     assert_eq!((e.line, e.col), want, "{e}");
-    assert!(e.to_string().starts_with(&format!("tools/t.toml:{}:{}: ", want.0, want.1)));
+    assert!(
+        e.to_string()
+            .starts_with(&format!("tools/t.toml:{}:{}: ", want.0, want.1))
+    );
 }
 
 #[test]
@@ -55,7 +58,12 @@ fn builtin_catalogue_loads() {
     let names: Vec<&str> = c.names().collect();
     assert_eq!(names, ["describe_access", "list_volumes", "read_logs"]);
     for t in c.tools() {
-        assert_eq!(t.input_schema["additionalProperties"], json!(false), "{}", t.name);
+        assert_eq!(
+            t.input_schema["additionalProperties"],
+            json!(false),
+            "{}",
+            t.name
+        );
     }
 }
 
@@ -64,8 +72,15 @@ fn the_tools_folder_is_the_builtin_catalogue() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
     let from_dir = Catalogue::load_dir(&dir).expect("tools/ loads");
     let builtin = Catalogue::builtin().unwrap();
-    assert_eq!(from_dir.names().collect::<Vec<_>>(), builtin.names().collect::<Vec<_>>());
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), BUILTIN.len(), "every file in tools/ is embedded");
+    assert_eq!(
+        from_dir.names().collect::<Vec<_>>(),
+        builtin.names().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        BUILTIN.len(),
+        "every file in tools/ is embedded"
+    );
 }
 
 #[test]
@@ -82,14 +97,21 @@ fn wildcard_action_is_refused() {
 
 #[test]
 fn write_action_in_a_read_tool_is_refused() {
-    let text = GOOD.replace(r#"["ec2:DescribeThings"]"#, r#"["ec2:DescribeThings", "ec2:DeleteVolume"]"#);
+    let text = GOOD.replace(
+        r#"["ec2:DescribeThings"]"#,
+        r#"["ec2:DescribeThings", "ec2:DeleteVolume"]"#,
+    );
     refused(&text, "\"ec2:DeleteVolume\"", "not a read action");
 }
 
 #[test]
 fn resource_template_without_a_validated_argument_is_refused() {
     let text = GOOD.replace("thing/${thing}", "thing/fixed");
-    refused(&text, "\"arn:${partition}:ec2:${region}:${account}:thing/fixed\"", "does not use any validated argument");
+    refused(
+        &text,
+        "\"arn:${partition}:ec2:${region}:${account}:thing/fixed\"",
+        "does not use any validated argument",
+    );
 }
 
 #[test]
@@ -97,7 +119,10 @@ fn resource_argument_without_a_pattern_is_refused() {
     let text = GOOD.replace("pattern = \"^t-[0-9a-f]{8}$\"\n", "");
     let errs = parse(&text).unwrap_err().to_string();
     assert!(errs.contains("needs a `pattern`"), "{errs}");
-    assert!(errs.contains("must be a required string with a `pattern`"), "{errs}");
+    assert!(
+        errs.contains("must be a required string with a `pattern`"),
+        "{errs}"
+    );
 }
 
 #[test]
@@ -111,7 +136,11 @@ fn wildcard_or_foreign_account_in_arn_is_refused() {
     let text = GOOD.replace("thing/${thing}", "thing/*");
     refused(&text, "\"arn:${partition}", "wildcard");
     let text = GOOD.replace(":${account}:thing", ":210987654321:thing");
-    refused(&text, "\"arn:${partition}", "the account part must be ${account}");
+    refused(
+        &text,
+        "\"arn:${partition}",
+        "the account part must be ${account}",
+    );
 }
 
 #[test]
@@ -140,12 +169,20 @@ fn duplicate_tool_names_are_refused() {
     let a = SourceFile::new("tools/a.toml", GOOD);
     let b = SourceFile::new("tools/b.toml", GOOD);
     let errs = Catalogue::from_files(vec![a, b]).unwrap_err().to_string();
-    assert!(errs.starts_with("tools/b.toml:1:1: a tool named `get_thing` is already defined in tools/a.toml"), "{errs}");
+    assert!(
+        errs.starts_with(
+            "tools/b.toml:1:1: a tool named `get_thing` is already defined in tools/a.toml"
+        ),
+        "{errs}"
+    );
 }
 
 #[test]
 fn aws_tool_needs_an_environment_argument() {
     let text = GOOD.replace("type = \"environment\"", "type = \"string\"");
     let errs = parse(&text).unwrap_err().to_string();
-    assert!(errs.contains("needs a required argument named `environment`"), "{errs}");
+    assert!(
+        errs.contains("needs a required argument named `environment`"),
+        "{errs}"
+    );
 }

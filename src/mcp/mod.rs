@@ -102,6 +102,16 @@ impl ServerHandler for AirlockServer {
                 .unwrap_or_default(),
             session_id: self.session_id.clone(),
         };
+        if self.engine.catalogue.get(&request.name).is_none() {
+            // MCP: an unknown tool is a protocol error (-32602), not a tool result.
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "unknown tool `{}`; tools/list shows the tools airlock serves",
+                    request.name
+                ),
+                None,
+            ));
+        }
         let args: Map<String, Value> = request.arguments.clone().unwrap_or_default();
         let answer = self.engine.call(&request.name, &args, &ctx).await;
         tracing::info!(tool = %request.name, is_error = answer.is_error, client = %ctx.client_name, "tool call");

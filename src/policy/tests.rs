@@ -54,12 +54,21 @@ fn refused(text: &str, needle: &str, expect: &str) {
         .unwrap_or_else(|| panic!("no error mentions {expect:?}: {errs}"));
     let want = SourceFile::new("x", text).line_col(text.find(needle).expect("needle"));
     assert_eq!((e.line, e.col), want, "{e}");
-    assert!(e.to_string().starts_with(&format!("policy.toml:{}:{}: ", want.0, want.1)), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("policy.toml:{}:{}: ", want.0, want.1)),
+        "{e}"
+    );
 }
 
 fn decide(p: &Policy, tool: &str, env: &str, res: &[&str]) -> Verdict {
     let res: Vec<String> = res.iter().map(|s| s.to_string()).collect();
-    p.decide(&CallFacts { tool, risk: Risk::Read, environment: env, resources: &res })
+    p.decide(&CallFacts {
+        tool,
+        risk: Risk::Read,
+        environment: env,
+        resources: &res,
+    })
 }
 
 #[test]
@@ -74,13 +83,22 @@ fn the_repository_policy_is_valid() {
 fn decisions() {
     let p = parse(BASE).unwrap();
     let v = decide(&p, "list_volumes", "staging", &[]);
-    assert_eq!((v.decision, v.matched.as_str()), (Decision::Allow, "rule #1 (policy.toml line 17)"));
+    assert_eq!(
+        (v.decision, v.matched.as_str()),
+        (Decision::Allow, "rule #1 (policy.toml line 17)")
+    );
     // A matching deny wins over an earlier allow.
     let v = decide(&p, "read_logs", "staging", &["/secret/db"]);
-    assert_eq!((v.decision, v.reason.as_str()), (Decision::Deny, "no secrets"));
+    assert_eq!(
+        (v.decision, v.reason.as_str()),
+        (Decision::Deny, "no secrets")
+    );
     // No rule for prod volumes: default deny, and it says so.
     let v = decide(&p, "list_volumes", "prod", &[]);
-    assert_eq!((v.decision, v.matched.as_str()), (Decision::Deny, "no rule matched"));
+    assert_eq!(
+        (v.decision, v.matched.as_str()),
+        (Decision::Deny, "no rule matched")
+    );
     assert!(v.reason.contains("describe_access"));
     // Resource globs: all resources must fit.
     let v = decide(&p, "read_logs", "prod", &["/app/prod/api"]);
@@ -90,7 +108,10 @@ fn decisions() {
     assert_eq!(v.decision, Decision::Deny);
     // Protected ids are refused before any rule.
     let v = decide(&p, "list_volumes", "staging", &["vol-0123456789abcdef0"]);
-    assert_eq!((v.decision, v.matched.as_str()), (Decision::Deny, "protected resources"));
+    assert_eq!(
+        (v.decision, v.matched.as_str()),
+        (Decision::Deny, "protected resources")
+    );
 }
 
 #[test]
@@ -103,23 +124,38 @@ fn protection_by_tag() {
 
 #[test]
 fn unknown_key() {
-    refused(&BASE.replace("version = 1", "version = 1\nverson = 2"), "verson", "unknown field `verson`");
+    refused(
+        &BASE.replace("version = 1", "version = 1\nverson = 2"),
+        "verson",
+        "unknown field `verson`",
+    );
 }
 
 #[test]
 fn bad_account() {
-    refused(&BASE.replace("\"123456789012\"\nregion", "\"12345\"\nregion"), "\"12345\"", "12-digit");
+    refused(
+        &BASE.replace("\"123456789012\"\nregion", "\"12345\"\nregion"),
+        "\"12345\"",
+        "12-digit",
+    );
 }
 
 #[test]
 fn bad_region() {
-    refused(&BASE.replace("\"us-east-1\"", "\"useast\""), "\"useast\"", "not an AWS region");
+    refused(
+        &BASE.replace("\"us-east-1\"", "\"useast\""),
+        "\"useast\"",
+        "not an AWS region",
+    );
 }
 
 #[test]
 fn role_in_another_account() {
     refused(
-        &BASE.replace("arn:aws:iam::123456789012:role/agent", "arn:aws:iam::999999999999:role/agent"),
+        &BASE.replace(
+            "arn:aws:iam::123456789012:role/agent",
+            "arn:aws:iam::999999999999:role/agent",
+        ),
         "\"arn:aws:iam::999999999999",
         "agent_role must be a role ARN in this environment's account",
     );
@@ -127,19 +163,44 @@ fn role_in_another_account() {
 
 #[test]
 fn unknown_tool_and_environment_in_rules() {
-    refused(&BASE.replace("tools = [\"read_logs\"]\nenvironments = [\"prod\"]", "tools = [\"read_log\"]\nenvironments = [\"prod\"]"), "\"read_log\"", "unknown tool `read_log`");
-    refused(&BASE.replace("environments = [\"prod\"]", "environments = [\"production\"]"), "\"production\"", "unknown environment `production`");
+    refused(
+        &BASE.replace(
+            "tools = [\"read_logs\"]\nenvironments = [\"prod\"]",
+            "tools = [\"read_log\"]\nenvironments = [\"prod\"]",
+        ),
+        "\"read_log\"",
+        "unknown tool `read_log`",
+    );
+    refused(
+        &BASE.replace(
+            "environments = [\"prod\"]",
+            "environments = [\"production\"]",
+        ),
+        "\"production\"",
+        "unknown environment `production`",
+    );
 }
 
 #[test]
 fn bad_decision_and_cooldown() {
-    refused(&BASE.replace("decision = \"deny\"", "decision = \"block\""), "\"block\"", "must be \"allow\", \"deny\" or \"approve\"");
-    refused(&BASE.replace("cooldown = \"1h\"", "cooldown = \"soon\""), "\"soon\"", "not a duration");
+    refused(
+        &BASE.replace("decision = \"deny\"", "decision = \"block\""),
+        "\"block\"",
+        "must be \"allow\", \"deny\" or \"approve\"",
+    );
+    refused(
+        &BASE.replace("cooldown = \"1h\"", "cooldown = \"soon\""),
+        "\"soon\"",
+        "not a duration",
+    );
 }
 
 #[test]
 fn session_duration_bounds() {
-    let text = BASE.replace("version = 1", "version = 1\n[settings]\nsession_duration = \"5m\"");
+    let text = BASE.replace(
+        "version = 1",
+        "version = 1\n[settings]\nsession_duration = \"5m\"",
+    );
     refused(&text, "\"5m\"", "between 15m");
 }
 
@@ -151,5 +212,9 @@ fn syntax_errors_have_positions() {
 
 #[test]
 fn wrong_version() {
-    refused(&BASE.replace("version = 1", "version = 2"), "2", "set `version = 1`");
+    refused(
+        &BASE.replace("version = 1", "version = 2"),
+        "2",
+        "set `version = 1`",
+    );
 }

@@ -32,18 +32,30 @@ fn rendered(tool: &str, input: Value) -> String {
 
 #[test]
 fn list_volumes_policy() {
-    insta::assert_snapshot!(rendered("list_volumes", json!({"environment": "staging", "tags": {"app": "api"}})));
+    insta::assert_snapshot!(rendered(
+        "list_volumes",
+        json!({"environment": "staging", "tags": {"app": "api"}})
+    ));
 }
 
 #[test]
 fn read_logs_policy() {
-    insta::assert_snapshot!(rendered("read_logs", json!({"environment": "staging", "log_group": "/app/staging/api"})));
+    insta::assert_snapshot!(rendered(
+        "read_logs",
+        json!({"environment": "staging", "log_group": "/app/staging/api"})
+    ));
 }
 
 #[test]
 fn same_call_same_bytes() {
-    let a = rendered("read_logs", json!({"environment": "staging", "log_group": "/a", "limit": 5}));
-    let b = rendered("read_logs", json!({"limit": 5, "log_group": "/a", "environment": "staging"}));
+    let a = rendered(
+        "read_logs",
+        json!({"environment": "staging", "log_group": "/a", "limit": 5}),
+    );
+    let b = rendered(
+        "read_logs",
+        json!({"limit": 5, "log_group": "/a", "environment": "staging"}),
+    );
     assert_eq!(a, b);
 }
 
@@ -53,8 +65,15 @@ fn unsafe_values_never_reach_an_arn() {
     for bad in ["a*", "a?b", "${account}", "x\"y", "a\\b", ""] {
         let mut a = args::Args::new();
         a.insert("log_group".into(), json!(bad));
-        let r = fill_arn("arn:${partition}:logs:${region}:${account}:log-group:${log_group}", &e, &a);
-        assert!(matches!(r, Err(ScopeError::UnsafeValue(_))), "{bad:?} gave {r:?}");
+        let r = fill_arn(
+            "arn:${partition}:logs:${region}:${account}:log-group:${log_group}",
+            &e,
+            &a,
+        );
+        assert!(
+            matches!(r, Err(ScopeError::UnsafeValue(_))),
+            "{bad:?} gave {r:?}"
+        );
     }
 }
 

@@ -1,0 +1,92 @@
+//! The credential cache, counted in the broker itself against moto's real STS: identical scopes
+//! make one AssumeRole (also under concurrency), distinct scopes one each.
+
+use std::sync::Arc;
+
+use airlock::catalogue::Catalogue;
+use airlock::credentials::{CredentialBroker, StsBroker};
+use airlock::engine::{CallContext, Engine};
+use airlock::policy::Policy;
+use airlock::source::SourceFile;
+use aws_credential_types::Credentials;
+use serde_json::json;
+
+use crate::util::{Moto, repo};
+
+fn engine(moto: &Moto) -> (Arc<Engine>, Arc<StsBroker>) {
+    // The endpoint comes from the policy (no process-wide environment variables in tests).
+    let text = std::fs::read_to_string(repo().join("policy.toml"))
+        .unwrap()
+        .replace(
+            "region = \"us-east-1\"",
+            &format!("region = \"us-east-1\"\nendpoint = \"{}\"", moto.url),
+        )
+        .replace(
+            "region = \"us-west-2\"",
+            &format!("region = \"us-west-2\"\nendpoint = \"{}\"", moto.url),
+        );
+    let catalogue = Catalogue::builtin().unwrap();
+    let policy = Policy::parse(&SourceFile::new("policy.toml", text), Some(&catalogue)).unwrap();
+    let (k, s) = moto.broker_key();
+    let broker = Arc::new(StsBroker::with_base_credentials(
+        policy.session_duration,
+        Credentials::new(k, s, None, None, "test"),
+    ));
+    let engine = Engine::new(Arc::new(policy), Arc::new(catalogue), broker.clone());
+    (Arc::new(engine), broker)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_assume_role_per_distinct_scope() {
+    let moto = Moto::start();
+    let (engine, broker) = engine(&moto);
+    let ctx = CallContext {
+        client_name: "tests".into(),
+        client_version: "1".into(),
+        session_id: "s1".into(),
+    };
+
+    // 20 concurrent calls with one scope: the misses collapse into one STS call.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (e, c) = (engine.clone(), ctx.clone());
+        tasks.push(tokio::spawn(async move {
+            e.call(
+                "read_logs",
+                json!({"environment": "staging", "log_group": "/app/staging/api"})
+                    .as_object()
+                    .unwrap(),
+                &c,
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        let a = t.await.unwrap();
+        assert!(!a.is_error, "{}", a.body);
+    }
+    assert_eq!(broker.assume_role_calls(), 1);
+
+    // Arguments that do not change the scope (filters, limits) reuse it.
+    let a = engine.call("read_logs", json!({"environment": "staging", "log_group": "/app/staging/api", "limit": 3, "filter_pattern": "GET"}).as_object().unwrap(), &ctx).await;
+    assert!(!a.is_error, "{}", a.body);
+    assert_eq!(broker.assume_role_calls(), 1);
+
+    // Distinct scopes: one each, then cached.
+    for round in 0..2 {
+        for call in [
+            json!({"environment": "staging", "log_group": "/app/staging/worker"}),
+            json!({"environment": "staging"}),
+            json!({"environment": "prod"}),
+        ] {
+            let tool = if call.get("log_group").is_some() {
+                "read_logs"
+            } else {
+                "list_volumes"
+            };
+            let a = engine.call(tool, call.as_object().unwrap(), &ctx).await;
+            assert!(!a.is_error, "{}", a.body);
+        }
+        assert_eq!(broker.assume_role_calls(), 4, "after round {round}");
+    }
+}

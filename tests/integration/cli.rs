@@ -1,0 +1,175 @@
+//! The CLI's contract: `check` and `serve` refuse malformed configuration with file:line:col and
+//! exit 3; `explain` shows the decision and exits 0 / 4 / 5; nothing needs AWS.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::{airlock, policy_with, repo};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn check_accepts_the_repository_policy() {
+    let (code, out, err) = airlock(&["check", "--policy", s(&repo().join("policy.toml"))], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("ok: "), "{out}");
+    let (code, out, _) = airlock(
+        &[
+            "check",
+            "--policy",
+            s(&repo().join("policy.toml")),
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["tools"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn malformed_policy_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy_with(dir.path(), |t| {
+        t.replace("decision = \"deny\"", "decision = \"nope\"")
+            .replace("region = \"us-west-2\"", "region = \"west\"")
+    });
+    let text = std::fs::read_to_string(&p).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    for cmd in ["check", "serve"] {
+        let (code, out, err) = airlock(&[cmd, "--policy", s(&p)], &[]);
+        assert_eq!(code, 3, "{cmd}: {out}{err}");
+        assert!(out.is_empty(), "{cmd} wrote to stdout: {out}");
+        let want = format!(
+            "{}:{}:12: decision `nope` must be",
+            p.display(),
+            line_of("\"nope\"")
+        );
+        assert!(err.contains(&want), "{cmd}: {err}\nwanted {want}");
+        let want = format!("{}:{}:10: region `west`", p.display(), line_of("\"west\""));
+        assert!(err.contains(&want), "{cmd}: {err}\nwanted {want}");
+    }
+    let (code, out, _) = airlock(&["check", "--policy", s(&p), "--json"], &[]);
+    assert_eq!(code, 3);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["errors"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn missing_policy_is_a_configuration_error() {
+    let (code, _, err) = airlock(&["check", "--policy", "/nonexistent/policy.toml"], &[]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("/nonexistent/policy.toml:1:1: cannot read the policy"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_tool_file_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let tools = dir.path().join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    for f in [
+        "describe_access.toml",
+        "list_volumes.toml",
+        "read_logs.toml",
+    ] {
+        std::fs::copy(repo().join("tools").join(f), tools.join(f)).unwrap();
+    }
+    let bad = std::fs::read_to_string(repo().join("tools/list_volumes.toml"))
+        .unwrap()
+        .replace("name = \"list_volumes\"", "name = \"list_volumes_wide\"")
+        .replace(
+            "iam_actions = [\"ec2:DescribeVolumes\"]",
+            "iam_actions = [\"ec2:*\"]",
+        );
+    std::fs::write(tools.join("wide.toml"), &bad).unwrap();
+    let line = bad.lines().position(|l| l.contains("ec2:*")).unwrap() + 1;
+    let (code, _, err) = airlock(
+        &[
+            "check",
+            "--policy",
+            s(&repo().join("policy.toml")),
+            "--tools",
+            s(&tools),
+        ],
+        &[],
+    );
+    assert_eq!(code, 3, "{err}");
+    let want = format!(
+        "{}:{line}:16: `ec2:*` is a wildcard action",
+        tools.join("wide.toml").display()
+    );
+    assert!(err.contains(&want), "{err}\nwanted {want}");
+}
+
+#[test]
+fn explain_exit_codes_and_policy() {
+    let policy = repo().join("policy.toml");
+    let run = |tool: &str, args: &str| {
+        airlock(
+            &["explain", "--policy", s(&policy), tool, args, "--json"],
+            &[],
+        )
+    };
+    let (code, out, err) = run("list_volumes", r#"{"environment":"staging"}"#);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"]["decision"], "allow");
+    assert_eq!(
+        v["session_policy"]["document"]["Statement"][0]["Action"][0],
+        "ec2:DescribeVolumes"
+    );
+    let (code, out, _) = run(
+        "read_logs",
+        r#"{"environment":"prod","log_group":"/app/prod/api"}"#,
+    );
+    assert_eq!(code, 4);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"]["decision"], "deny");
+    assert!(
+        v["session_policy"].is_null(),
+        "no session policy for a denied call"
+    );
+    let (code, out, _) = run(
+        "read_logs",
+        r#"{"environment":"staging","log_group":"vol-*"}"#,
+    );
+    assert_eq!(code, 4);
+    assert!(out.contains("argument `log_group`"), "{out}");
+    let (code, _, err) = airlock(
+        &[
+            "explain",
+            "--policy",
+            s(&policy),
+            "list_volumes",
+            "not json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("not valid JSON"), "{err}");
+    // Human output shows the document.
+    let (code, out, _) = airlock(
+        &[
+            "explain",
+            "--policy",
+            s(&policy),
+            "list_volumes",
+            r#"{"environment":"staging"}"#,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("decision:    allow (rule #1"), "{out}");
+    assert!(
+        out.contains("\"aws:RequestedRegion\": \"us-east-1\""),
+        "{out}"
+    );
+}

@@ -1,0 +1,10 @@
+//! One integration binary (one link, shared helpers): the real `airlock` binary over stdio with
+//! real MCP clients, against a real moto server with IAM enforcement on.
+
+mod util;
+
+mod broker;
+mod cli;
+mod mcp_stdio;
+mod python_client;
+mod scope_proofs;

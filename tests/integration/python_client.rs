@@ -1,0 +1,69 @@
+//! An independent MCP client: the official Python SDK (scripts/demo_client.py, the same client
+//! the demo uses) drives the real binary against moto.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::mcp_stdio::assert_no_credentials;
+use crate::util::{Moto, airlock_bin, repo, venv_bin};
+
+#[test]
+fn the_python_sdk_sees_the_same_server() {
+    let moto = Moto::start();
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(venv_bin("python"))
+        .arg(repo().join("scripts/demo_client.py"))
+        .arg(airlock_bin())
+        .arg(repo().join("policy.toml"))
+        .arg("--json")
+        .env_clear()
+        .envs(moto.airlock_env(home.path()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["server"]["name"], "airlock");
+    assert_eq!(r["server"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        r["tools"],
+        serde_json::json!(["describe_access", "list_volumes", "read_logs"])
+    );
+    let calls = r["calls"].as_array().unwrap();
+    let outcome: Vec<(&str, bool)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c["tool"].as_str().unwrap(),
+                c["is_error"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            ("describe_access", false),
+            ("list_volumes", false),
+            ("list_volumes", false),
+            ("read_logs", false),
+            ("read_logs", true),
+            ("list_volumes", true),
+            ("read_logs", true),
+        ]
+    );
+    assert_eq!(
+        calls[1]["body"]["count"], 3,
+        "the three staging-tagged volumes"
+    );
+    assert_eq!(calls[5]["body"]["field"], "volume_ids[0]");
+    let texts: Vec<&str> = calls.iter().map(|c| c["text"].as_str().unwrap()).collect();
+    for secret in moto.secret_values() {
+        assert!(
+            !stdout.contains(&secret),
+            "secret leaked to the client: {secret}"
+        );
+    }
+    assert_no_credentials(&moto, &texts, &stderr);
+}

@@ -1,0 +1,205 @@
+//! Test rig: a real moto server on a free loopback port (started per test, killed on drop, and
+//! killed by the kernel if the test process dies first), seeded by tests/fixtures/seed.py with
+//! IAM enforcement switched on; and helpers to run the real `airlock` binary.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn airlock_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_airlock"))
+}
+
+/// The Python virtual environment scripts/setup makes (moto, the MCP SDK).
+pub fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var_os("AIRLOCK_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv"));
+    let p = venv.join("bin").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup (or scripts/test) first",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Make a child die with the test process, even on abort.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+pub struct Moto {
+    child: Child,
+    pub url: String,
+    pub seed: Value,
+}
+
+impl Moto {
+    /// Start, seed, and switch IAM enforcement on.
+    pub fn start() -> Moto {
+        for attempt in 0..3 {
+            match Self::try_start() {
+                Ok(m) => return m,
+                Err(e) if attempt < 2 => eprintln!("moto did not start ({e}); retrying"),
+                Err(e) => panic!("moto did not start: {e}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn try_start() -> Result<Moto, String> {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut cmd = Command::new(venv_bin("moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().map_err(|e| e.to_string())?;
+        let mut moto = Moto {
+            child,
+            url,
+            seed: Value::Null,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("no answer on its port within 30 s".into());
+            }
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                return Err(format!("moto exited: {status}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = Command::new(venv_bin("python"))
+            .arg(repo().join("tests/fixtures/seed.py"))
+            .args(["--endpoint", &moto.url])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "seeding failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        moto.seed = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        Ok(moto)
+    }
+
+    pub fn volume(&self, name: &str) -> String {
+        self.seed["volumes"][name].as_str().unwrap().to_string()
+    }
+
+    pub fn secret_values(&self) -> Vec<String> {
+        self.seed["secrets"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub fn broker_key(&self) -> (String, String) {
+        (
+            self.seed["access_key_id"].as_str().unwrap().to_string(),
+            self.seed["secret_access_key"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// The environment `airlock serve` gets: the broker's throwaway keys, the local endpoint,
+    /// and nothing from the developer's own AWS configuration.
+    pub fn airlock_env(&self, home: &Path) -> Vec<(String, String)> {
+        let (k, s) = self.broker_key();
+        vec![
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("HOME".into(), home.display().to_string()),
+            ("AWS_ACCESS_KEY_ID".into(), k),
+            ("AWS_SECRET_ACCESS_KEY".into(), s),
+            ("AWS_ENDPOINT_URL".into(), self.url.clone()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            (
+                "AWS_CONFIG_FILE".into(),
+                home.join("no-aws-config").display().to_string(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE".into(),
+                home.join("no-aws-credentials").display().to_string(),
+            ),
+            ("AIRLOCK_LOG".into(), "airlock=debug,warn".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `airlock ARGS` to completion; returns (exit code, stdout, stderr).
+pub fn airlock(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().expect("spawn airlock");
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), out, err)
+}
+
+/// A policy like the repository's, written to a temp dir, with `edit` applied to its text.
+pub fn policy_with(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("policy.toml")).unwrap();
+    let p = dir.join("policy.toml");
+    std::fs::write(&p, edit(text)).unwrap();
+    p
+}
