@@ -3,6 +3,7 @@
 //! first half (no I/O, no credentials) and is what `airlock explain` prints; [`Engine::call`]
 //! runs the whole path.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -13,7 +14,9 @@ use crate::catalogue::args::{self, ArgError, Args};
 use crate::catalogue::{Catalogue, Handler, Risk, ToolSpec};
 use crate::credentials::{CredentialBroker, CredentialError, ScopeRequest};
 use crate::policy::{CallFacts, Decision, Environment, Policy, Verdict};
+use crate::queue::{self, Call, NewRequest, Queue, QueueError, State};
 use crate::scope::{self, ScopeError, SessionPolicy};
+use crate::timefmt::now_ms;
 
 /// Who is calling: the MCP client and this server's session.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +53,14 @@ impl CallContext {
             .take(12)
             .collect();
         format!("airlock-{client}-{sid}")
+    }
+
+    /// How the agent appears in the audit log.
+    pub fn actor(&self) -> String {
+        format!(
+            "agent:{}/{}:{}",
+            self.client_name, self.client_version, self.session_id
+        )
     }
 }
 
@@ -94,6 +105,9 @@ pub struct Engine {
     pub catalogue: Arc<Catalogue>,
     pub broker: Arc<dyn CredentialBroker>,
     http: reqwest::Client,
+    /// The queue file, opened on first use (so start-up stays fast for read-only sessions).
+    db_path: Option<PathBuf>,
+    queue: tokio::sync::OnceCell<Arc<Queue>>,
 }
 
 /// A tool's answer: a JSON body, and whether it is an error for the agent.
@@ -133,7 +147,27 @@ impl Engine {
             catalogue,
             broker,
             http: aws::call::http_client(),
+            db_path: None,
+            queue: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Where destructive requests are queued.
+    pub fn with_queue_path(mut self, path: PathBuf) -> Self {
+        self.db_path = Some(path);
+        self
+    }
+
+    /// The queue, opened on first use.
+    pub async fn queue(&self) -> Result<Arc<Queue>, String> {
+        let Some(path) = &self.db_path else {
+            return Err("this airlock has no approval queue configured".into());
+        };
+        self.queue
+            .get_or_try_init(|| async { Queue::open(path).await.map(Arc::new) })
+            .await
+            .cloned()
+            .map_err(|e| e.to_string())
     }
 
     /// Validate, decide and render, without I/O.
@@ -163,11 +197,10 @@ impl Engine {
             }
         }
         let verdict = match &tool.handler {
-            // describe_access reads the policy only; it is always available.
-            Handler::DescribeAccess => Verdict {
+            Handler::DescribeAccess | Handler::RequestStatus | Handler::RequestCancel => Verdict {
                 decision: Decision::Allow,
                 matched: "built-in".into(),
-                reason: "describe_access is always available".into(),
+                reason: format!("{} is always available", tool.name),
                 rule: None,
             },
             Handler::Aws(_) => self.policy.decide(&CallFacts {
@@ -207,15 +240,16 @@ impl Engine {
             Ok(x) => x,
             Err(r) => return refusal_answer(r, tool_name),
         };
-        match plan.verdict.decision {
-            Decision::Deny => {
+        match (plan.verdict.decision, tool.risk) {
+            (Decision::Deny, _) => {
                 return refusal_answer(Refusal::Denied(Box::new(plan.verdict)), tool_name);
             }
-            Decision::Approve => {
+            (Decision::Approve, Risk::Destructive) => return self.request(&tool, plan, ctx).await,
+            (Decision::Approve, _) => {
                 return ToolAnswer::error(
                     "needs_approval",
                     format!(
-                        "`{}` in `{}` needs a human's approval ({}: {}). Read tools cannot be queued; ask the person you work with, or call describe_access for what you may do directly.",
+                        "`{}` in `{}` needs a human's approval ({}: {}). Only destructive tools can be queued; ask the person you work with, or call describe_access for what you may do directly.",
                         plan.tool,
                         plan.environment.as_deref().unwrap_or("?"),
                         plan.verdict.matched,
@@ -224,18 +258,15 @@ impl Engine {
                     json!({"decision": "approve", "rule": plan.verdict.matched}),
                 );
             }
-            Decision::Allow => {}
-        }
-        if tool.risk != Risk::Read {
-            return ToolAnswer::error(
-                "not_supported",
-                format!(
-                    "`{}` is a {} tool; this airlock runs only read tools directly",
-                    tool.name,
-                    tool.risk.as_str()
-                ),
-                json!({}),
-            );
+            (Decision::Allow, Risk::Destructive) => {
+                // Policy validation forbids this; refuse rather than run a destructive call.
+                return ToolAnswer::error(
+                    "refused",
+                    "destructive tools only ever run through the approval queue".into(),
+                    json!({}),
+                );
+            }
+            (Decision::Allow, _) => {}
         }
         match &tool.handler {
             Handler::DescribeAccess => ToolAnswer::ok(crate::mcp::access::describe(
@@ -243,6 +274,9 @@ impl Engine {
                 &self.catalogue,
                 plan.environment.as_deref(),
             )),
+            Handler::RequestStatus | Handler::RequestCancel => {
+                self.request_handler(&tool, &plan.arguments, ctx).await
+            }
             Handler::Aws(spec) => {
                 let env_name = plan.environment.clone().unwrap_or_default();
                 let env = &self.policy.environments[&env_name];
@@ -261,6 +295,206 @@ impl Engine {
                     Err(e) => failure_answer(e, &tool, env),
                 }
             }
+        }
+    }
+
+    /// Look at a destructive call's resource through its `[describe]` read tool (under that
+    /// tool's own read scope and policy). Exactly one item, or an error for the agent.
+    pub async fn describe_resource(
+        &self,
+        tool: &ToolSpec,
+        args: &Args,
+        ctx: &CallContext,
+    ) -> Result<Value, ToolAnswer> {
+        let Some(d) = &tool.describe else {
+            return Err(ToolAnswer::error(
+                "internal",
+                format!("`{}` declares no [describe]", tool.name),
+                json!({}),
+            ));
+        };
+        let env_name = args
+            .get("environment")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let env = &self.policy.environments[env_name];
+        let mut input = aws::protocol::render_request(&d.arguments, args, env);
+        input.insert("environment".into(), json!(env_name));
+        let answer = Box::pin(self.call(&d.tool, &input, ctx)).await;
+        if answer.is_error {
+            return Err(ToolAnswer::error(
+                "describe_failed",
+                format!(
+                    "airlock must look at the resource before queueing this request, and `{}` failed: {}",
+                    d.tool,
+                    answer.body["message"].as_str().unwrap_or("unknown error")
+                ),
+                json!({"describe": answer.body}),
+            ));
+        }
+        let items = answer.body["items"].as_array().cloned().unwrap_or_default();
+        match items.len() {
+            1 => Ok(items.into_iter().next().unwrap_or(Value::Null)),
+            0 => Err(ToolAnswer::error(
+                "not_found",
+                format!(
+                    "no such resource in `{env_name}`: `{}` found nothing for {}",
+                    d.tool,
+                    Value::Object(input)
+                ),
+                json!({"what_you_can_do": "check the id with the matching list tool; nothing was queued"}),
+            )),
+            n => Err(ToolAnswer::error(
+                "ambiguous",
+                format!(
+                    "`{}` found {n} resources; a request names exactly one",
+                    d.tool
+                ),
+                json!({}),
+            )),
+        }
+    }
+
+    /// Queue a destructive call for human approval.
+    async fn request(&self, tool: &ToolSpec, plan: Plan, ctx: &CallContext) -> ToolAnswer {
+        let queue = match self.queue().await {
+            Ok(q) => q,
+            Err(e) => return ToolAnswer::error("queue_unavailable", e, json!({})),
+        };
+        let Some(sp) = plan.session_policy.as_ref() else {
+            return ToolAnswer::error(
+                "internal",
+                "no session policy was rendered".into(),
+                json!({}),
+            );
+        };
+        let resource = match self.describe_resource(tool, &plan.arguments, ctx).await {
+            Ok(r) => r,
+            Err(a) => return a,
+        };
+        let resource_id = plan.resources.first().cloned().unwrap_or_default();
+        if resource["protected"] == json!(true) {
+            let tags: Vec<String> = self
+                .policy
+                .protected_tags
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            return ToolAnswer::error(
+                "refused",
+                format!(
+                    "`{resource_id}` is a protected resource (it carries a protected tag: {}); airlock will not queue changes to it. If it really must change, a human has to do it outside airlock.",
+                    tags.join(", ")
+                ),
+                json!({"rule": "protected resources", "what_you_can_do": "Do not look for credentials or other ways around this. Tell the person you work with what you wanted to do and why."}),
+            );
+        }
+        let Some(rule) = plan.verdict.rule.clone() else {
+            return ToolAnswer::error(
+                "internal",
+                "an approval decision without a rule".into(),
+                json!({}),
+            );
+        };
+        let env = &self.policy.environments[plan.environment.as_deref().unwrap_or_default()];
+        let new = NewRequest {
+            call: Call {
+                tool: tool.name.clone(),
+                environment: env.name.clone(),
+                account: env.account.clone(),
+                region: env.region.clone(),
+                resource_arn: sp.resources.first().cloned().unwrap_or_default(),
+                arguments: serde_json::to_value(&plan.arguments).unwrap_or(Value::Null),
+            },
+            resource_id: resource_id.clone(),
+            policy_hash: self.policy.hash.clone(),
+            rule: rule.label(),
+            approvers_required: rule.approvers as i64,
+            cooldown_ms: rule.cooldown.as_millis() as i64,
+            reason: plan
+                .arguments
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            client_name: ctx.client_name.clone(),
+            client_version: ctx.client_version.clone(),
+            session_id: ctx.session_id.clone(),
+            resource_json: resource.to_string(),
+            ttl_ms: self.policy.request_ttl.as_millis() as i64,
+        };
+        let now = now_ms();
+        match queue.create(&new, &ctx.actor(), now).await {
+            Ok(r) => {
+                let cooldown = humantime::format_duration(rule.cooldown).to_string();
+                ToolAnswer::ok(json!({
+                    "request_id": r.id,
+                    "state": r.state,
+                    "resource_id": resource_id,
+                    "environment": env.name,
+                    "approvals_required": r.approvers_required,
+                    "cooldown": cooldown,
+                    "expires_at": crate::timefmt::format_ms(r.expires_at),
+                    "what_happens_next": [
+                        format!("Nothing has been deleted. A human reviews this request and approves it with `airlock approve {}` ({} approver(s)), or denies it.", r.id, r.approvers_required),
+                        format!("After approval there is a {cooldown} cooldown; anyone can cancel until it starts (cancel_request)."),
+                        "Then the executor takes a backup (snapshot) and performs the deletion under a credential scoped to this one resource.".to_string(),
+                        format!("Follow it with get_request {{\"request_id\": \"{}\"}}. It expires if nobody approves it in time.", r.id),
+                    ],
+                }))
+            }
+            Err(e) => ToolAnswer::error("queue_error", e.to_string(), json!({})),
+        }
+    }
+
+    /// get_request / cancel_request.
+    async fn request_handler(&self, tool: &ToolSpec, args: &Args, ctx: &CallContext) -> ToolAnswer {
+        let queue = match self.queue().await {
+            Ok(q) => q,
+            Err(e) => return ToolAnswer::error("queue_unavailable", e, json!({})),
+        };
+        let id = args
+            .get("request_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let now = now_ms();
+        if let Err(e) = queue.expire_due(now).await {
+            return ToolAnswer::error("queue_error", e.to_string(), json!({}));
+        }
+        let result = match tool.handler {
+            Handler::RequestCancel => {
+                let why = args
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("cancelled by the agent");
+                queue
+                    .transition(
+                        id,
+                        &[State::Pending, State::Approved],
+                        State::Cancelled,
+                        &ctx.actor(),
+                        "cancelled",
+                        json!({"reason": why}),
+                        now,
+                    )
+                    .await
+            }
+            _ => queue.get(id).await,
+        };
+        match result {
+            Ok(r) => {
+                let approvals = queue.approvals(&r.id).await.unwrap_or_default();
+                ToolAnswer::ok(queue::view::view(&r, &approvals, now))
+            }
+            Err(e @ QueueError::NotFound(_)) => {
+                ToolAnswer::error("not_found", e.to_string(), json!({"field": "request_id"}))
+            }
+            Err(e @ QueueError::WrongState { .. }) => ToolAnswer::error(
+                "wrong_state",
+                e.to_string(),
+                json!({"what_you_can_do": "call get_request to see where it is; an executing or finished request cannot be cancelled"}),
+            ),
+            Err(e) => ToolAnswer::error("queue_error", e.to_string(), json!({})),
         }
     }
 

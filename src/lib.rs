@@ -9,12 +9,15 @@
 //! projection of its answer) -> [`redact`] (secrets scrubbed) -> [`mcp`] (the tool result).
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
+pub mod approval;
 pub mod aws;
 pub mod catalogue;
 pub mod credentials;
 pub mod engine;
+pub mod executor;
 pub mod mcp;
 pub mod policy;
+pub mod queue;
 pub mod redact;
 pub mod scope;
 pub mod source;

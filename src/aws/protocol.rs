@@ -206,11 +206,16 @@ fn form_urlencoded_pairs(pairs: &[(String, String)]) -> String {
     s
 }
 
-/// RFC 3986 percent-encoding of everything but unreserved characters (what SigV4 expects).
+/// Form encoding as botocore sends it: unreserved characters as they are, space as `+`,
+/// everything else percent-encoded. (AWS hashes the body as sent, so `%20` would do as well;
+/// the local endpoint re-encodes the parsed form before checking the signature, so matching
+/// botocore's choice keeps signatures verifiable there too.)
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+        if b == b' ' {
+            out.push('+');
+        } else if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -304,9 +309,7 @@ mod tests {
             region: "us-east-1".into(),
             partition: "aws".into(),
             agent_role: "arn:aws:iam::123456789012:role/a".into(),
-            profile: None,
-            endpoint: None,
-            description: None,
+            ..Default::default()
         }
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
-pub use raw::{ArgKind, FieldKind, Keep, Protocol, Risk};
+pub use raw::{ArgKind, BackupKind, FieldKind, Keep, Protocol, Risk};
 
 use crate::source::{SourceError, SourceErrors, SourceFile};
 use crate::timefmt::parse_duration;
@@ -36,6 +36,18 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "tools/read_logs.toml",
         include_str!("../../tools/read_logs.toml"),
     ),
+    (
+        "tools/request_delete_volume.toml",
+        include_str!("../../tools/request_delete_volume.toml"),
+    ),
+    (
+        "tools/get_request.toml",
+        include_str!("../../tools/get_request.toml"),
+    ),
+    (
+        "tools/cancel_request.toml",
+        include_str!("../../tools/cancel_request.toml"),
+    ),
 ];
 
 /// What a tool does when called.
@@ -45,6 +57,10 @@ pub enum Handler {
     Aws(Box<AwsSpec>),
     /// Explain this agent's access (no AWS call).
     DescribeAccess,
+    /// The state of a queued request.
+    RequestStatus,
+    /// Cancel a queued request.
+    RequestCancel,
 }
 
 #[derive(Debug, Clone)]
@@ -60,18 +76,26 @@ pub struct ToolSpec {
     /// The JSON Schema the model sees for the arguments.
     pub input_schema: Arc<Map<String, Value>>,
     pub path: PathBuf,
+    /// Destructive tools: how the resource is looked at, and the backup before the action.
+    pub describe: Option<DescribeSpec>,
+    pub backup: Option<BackupKind>,
 }
 
 impl ToolSpec {
     pub fn aws(&self) -> Option<&AwsSpec> {
         match &self.handler {
             Handler::Aws(a) => Some(a),
-            Handler::DescribeAccess => None,
+            _ => None,
         }
     }
 
     pub fn argument(&self, name: &str) -> Option<&ArgSpec> {
         self.arguments.iter().find(|a| a.name == name)
+    }
+
+    /// A destructive tool's one resource argument.
+    pub fn resource_argument(&self) -> Option<&ArgSpec> {
+        self.resource_arguments().next()
     }
 
     /// The arguments that name the resources a call acts on.
@@ -99,6 +123,13 @@ pub struct ArgSpec {
 }
 
 #[derive(Debug, Clone)]
+pub struct DescribeSpec {
+    pub tool: String,
+    pub arguments: Map<String, Value>,
+    pub unchanged: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
 pub struct TimeRange {
     pub start: String,
     pub end: String,
@@ -118,6 +149,7 @@ pub struct AwsSpec {
     pub wildcard_reason: Option<String>,
     pub request: Map<String, Value>,
     pub pagination: Option<Pagination>,
+    pub already_done: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -255,6 +287,20 @@ impl Catalogue {
                     }
                 }
                 Err(mut e) => errors.append(&mut e.0),
+            }
+        }
+        for f in &files {
+            let Some(t) = tools.values().find(|t| t.path == f.path) else {
+                continue;
+            };
+            if let Some(d) = &t.describe {
+                match tools.get(&d.tool) {
+                    Some(dt) if dt.risk == Risk::Read && dt.aws().is_some() => {}
+                    _ => errors.push(f.error(
+                        None,
+                        format!("[describe] tool `{}` must be a read tool of the catalogue that calls AWS", d.tool),
+                    )),
+                }
             }
         }
         if errors.is_empty() {
@@ -420,21 +466,25 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
                 validate_aws(f, aws, risk, &arguments, &mut errs).map(|a| Handler::Aws(Box::new(a)))
             }
         },
-        "describe_access" => {
+        local @ ("describe_access" | "request_status" | "request_cancel") => {
             if let Some(aws) = &raw.aws {
                 errs.push(f.error(
                     Some(aws.span()),
-                    "the describe_access handler makes no AWS call; remove [aws]",
+                    format!("the {local} handler makes no AWS call; remove [aws]"),
                 ));
             }
-            Some(Handler::DescribeAccess)
+            Some(match local {
+                "describe_access" => Handler::DescribeAccess,
+                "request_status" => Handler::RequestStatus,
+                _ => Handler::RequestCancel,
+            })
         }
         other => {
             let span = raw.handler.as_ref().map(|h| h.span());
             errs.push(f.error(
                 span,
                 format!(
-                    "unknown handler `{other}`; use \"aws\" (the default) or \"describe_access\""
+                    "unknown handler `{other}`; use \"aws\" (the default), \"describe_access\", \"request_status\" or \"request_cancel\""
                 ),
             ));
             None
@@ -515,6 +565,77 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
     };
     let _ = arg_names;
 
+    // Destructive tools: one resource, a reason, a describe step and a declared backup.
+    let describe = raw.describe.as_ref().map(|d| {
+        let dd = d.get_ref();
+        let mut refs = BTreeSet::new();
+        collect_placeholders(
+            &Value::Object(
+                serde_json::to_value(&dd.arguments)
+                    .ok()
+                    .and_then(|v| v.as_object().cloned())
+                    .unwrap_or_default(),
+            ),
+            &mut refs,
+        );
+        for p in refs {
+            if !arguments.iter().any(|a| a.name == p) {
+                errs.push(f.error(
+                    Some(d.span()),
+                    format!(
+                        "[describe] arguments use `${{{p}}}`, which is not an argument of this tool"
+                    ),
+                ));
+            }
+        }
+        DescribeSpec {
+            tool: dd.tool.get_ref().clone(),
+            arguments: serde_json::to_value(&dd.arguments)
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default(),
+            unchanged: dd.unchanged.clone(),
+        }
+    });
+    let backup = raw.backup.as_ref().map(|b| {
+        let bb = b.get_ref();
+        if bb.kind == BackupKind::None
+            && bb
+                .none_reason
+                .as_deref()
+                .is_none_or(|r| r.trim().is_empty())
+        {
+            errs.push(f.error(
+                Some(b.span()),
+                "backup kind \"none\" needs `none_reason`: say why this action needs no backup",
+            ));
+        }
+        bb.kind
+    });
+    if risk == Risk::Destructive {
+        let res: Vec<&ArgSpec> = arguments.iter().filter(|a| a.resource).collect();
+        if res.len() != 1 || res[0].kind != ArgKind::String || !res[0].required {
+            errs.push(f.error(None, "a destructive tool must have exactly one resource argument: a required string (`resource = true`), the one resource the request is bound to"));
+        }
+        if !arguments
+            .iter()
+            .any(|a| a.name == "reason" && a.kind == ArgKind::String && a.required)
+        {
+            errs.push(f.error(None, "a destructive tool needs a required string argument `reason`: the human approver reads it"));
+        }
+        if describe.is_none() {
+            errs.push(f.error(None, "a destructive tool needs [describe]: a read tool that shows the resource before it is queued and before it is executed"));
+        }
+        if backup.is_none() {
+            errs.push(f.error(None, "a destructive tool needs [backup] (kind = \"ebs_snapshot\", or \"none\" with none_reason)"));
+        }
+    } else if raw.describe.is_some() || raw.backup.is_some() {
+        errs.push(f.error(
+            None,
+            "[describe] and [backup] belong to destructive tools only",
+        ));
+    }
+
     if !errs.is_empty() {
         return Err(SourceErrors(errs));
     }
@@ -531,6 +652,8 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
         output,
         input_schema,
         path: f.path.clone(),
+        describe,
+        backup,
     })
 }
 
@@ -688,6 +811,7 @@ fn validate_aws(
             response_token: p.response_token.clone(),
             max_pages: p.max_pages,
         }),
+        already_done: a.already_done.clone(),
     })
 }
 

@@ -19,6 +19,40 @@ pub struct RawTool {
     pub aws: Option<Spanned<RawAws>>,
     #[serde(default)]
     pub output: Option<Spanned<RawOutput>>,
+    /// Destructive tools: how to look at the resource before queueing and before executing.
+    pub describe: Option<Spanned<RawDescribe>>,
+    /// Destructive tools: the backup taken before the action runs.
+    pub backup: Option<Spanned<RawBackup>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDescribe {
+    /// A read tool of the catalogue that returns the resource as one item.
+    pub tool: Spanned<String>,
+    /// Its arguments, templated from this tool's (`"${volume_id}"`); `environment` is passed on.
+    #[serde(default)]
+    pub arguments: toml::Table,
+    /// Output fields that must be the same at execution as when the request was made.
+    #[serde(default)]
+    pub unchanged: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupKind {
+    /// An EBS snapshot of the volume (copied to the environment's backup region when set).
+    EbsSnapshot,
+    /// No backup (the file must say why).
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackup {
+    pub kind: BackupKind,
+    /// Required with `kind = "none"`.
+    pub none_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -121,6 +155,10 @@ pub struct RawAws {
     #[serde(default)]
     pub request: Option<Spanned<toml::Table>>,
     pub pagination: Option<RawPagination>,
+    /// Error codes that mean the action already took effect (e.g. `InvalidVolume.NotFound`
+    /// for a delete): a retry after a crash records success, not failure.
+    #[serde(default)]
+    pub already_done: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

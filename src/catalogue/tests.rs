@@ -56,7 +56,17 @@ fn refused(text: &str, needle: &str, expect: &str) {
 fn builtin_catalogue_loads() {
     let c = Catalogue::builtin().expect("built-in tools are valid");
     let names: Vec<&str> = c.names().collect();
-    assert_eq!(names, ["describe_access", "list_volumes", "read_logs"]);
+    assert_eq!(
+        names,
+        [
+            "cancel_request",
+            "describe_access",
+            "get_request",
+            "list_volumes",
+            "read_logs",
+            "request_delete_volume"
+        ]
+    );
     for t in c.tools() {
         assert_eq!(
             t.input_schema["additionalProperties"],

@@ -1,9 +1,12 @@
 //! The command line: one file per subcommand group. Each command returns an exit code; errors
 //! carry their code through [`exit::Failure`].
 
+pub mod approve;
 pub mod check;
+pub mod executor;
 pub mod exit;
 pub mod explain;
+pub mod requests;
 pub mod serve;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +35,58 @@ pub enum Command {
     /// Show what airlock would decide for a call, and the exact session policy it would send,
     /// without calling AWS.
     Explain(explain::ExplainArgs),
+    /// List and inspect queued requests.
+    #[command(subcommand)]
+    Requests(requests::RequestsCommand),
+    /// Approve a request: shows it, asks you to type the resource id and your passphrase at the
+    /// terminal, and signs the exact call.
+    Approve(approve::ApproveArgs),
+    /// Deny a pending request.
+    Deny(requests::DenyArgs),
+    /// Cancel a pending or approved request (anyone may, until it starts executing).
+    Cancel(requests::CancelArgs),
+    /// Approver keys.
+    #[command(subcommand)]
+    Approver(approve::ApproverCommand),
+    /// Run approved requests whose cooldown has ended (run by the operator, with the executor
+    /// credential).
+    Executor(executor::ExecutorArgs),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(requests::AuditCommand),
+}
+
+/// Where the queue is.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// The queue file (default: the policy's `settings.db`, else
+    /// $XDG_STATE_HOME/airlock/queue.db or ~/.local/state/airlock/queue.db).
+    #[arg(long, env = "AIRLOCK_DB")]
+    pub db: Option<PathBuf>,
+}
+
+impl QueueArgs {
+    pub fn path(&self, policy: Option<&Policy>) -> PathBuf {
+        self.db
+            .clone()
+            .or_else(|| policy.and_then(|p| p.db.clone()))
+            .unwrap_or_else(airlock::queue::default_db_path)
+    }
+}
+
+/// Who runs this command, for the audit log.
+pub fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+/// A small runtime for one command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Where the configuration is.
@@ -78,6 +133,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(a),
         Command::Check(a) => check::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Requests(c) => requests::run(c),
+        Command::Approve(a) => approve::run(a),
+        Command::Deny(a) => requests::deny(a),
+        Command::Cancel(a) => requests::cancel(a),
+        Command::Approver(c) => approve::run_approver(c),
+        Command::Executor(a) => executor::run(a),
+        Command::Audit(c) => requests::audit(c),
     }
 }
 

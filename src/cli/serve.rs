@@ -8,12 +8,14 @@ use airlock::engine::Engine;
 use airlock::mcp::AirlockServer;
 use clap::Args;
 
-use super::{ConfigArgs, exit};
+use super::{ConfigArgs, QueueArgs, exit};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -25,7 +27,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         "airlock serving MCP on stdio"
     );
     let broker = Arc::new(StsBroker::new(c.policy.session_duration));
-    let engine = Arc::new(Engine::new(c.policy, c.catalogue, broker));
+    let db = a.queue.path(Some(&c.policy));
+    tracing::info!(queue = %db.display(), "destructive requests are queued here (opened on first use)");
+    let engine = Arc::new(Engine::new(c.policy, c.catalogue, broker).with_queue_path(db));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -34,12 +34,15 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub session_duration: Duration,
     pub tools_dir: Option<PathBuf>,
+    pub request_ttl: Duration,
+    pub execution_window: Duration,
+    pub db: Option<PathBuf>,
     /// Hex SHA-256 of the policy file's bytes.
     pub hash: String,
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Environment {
     pub name: String,
     pub account: String,
@@ -49,6 +52,10 @@ pub struct Environment {
     pub profile: Option<String>,
     pub endpoint: Option<String>,
     pub description: Option<String>,
+    pub executor_role: Option<String>,
+    pub executor_profile: Option<String>,
+    pub backup_region: Option<String>,
+    pub require_isolated_backup: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -201,10 +208,31 @@ impl Policy {
                 }
             },
         };
-        let tools_dir = raw.settings.tools_dir.as_ref().map(|d| {
-            let base = f.path.parent().unwrap_or(Path::new("."));
-            base.join(d.get_ref())
-        });
+        let base = f.path.parent().unwrap_or(Path::new("."));
+        let tools_dir = raw
+            .settings
+            .tools_dir
+            .as_ref()
+            .map(|d| base.join(d.get_ref()));
+        let db = raw.settings.db.as_ref().map(|d| base.join(d.get_ref()));
+        let mut duration_setting = |v: &Option<serde_spanned::Spanned<String>>,
+                                    default: Duration| match v {
+            None => default,
+            Some(s) => match parse_duration(s.get_ref()) {
+                Ok(d) if d >= Duration::from_secs(1) => d,
+                Ok(_) => {
+                    errs.push(f.error(Some(s.span()), "must be at least 1s"));
+                    default
+                }
+                Err(e) => {
+                    errs.push(f.error(Some(s.span()), e));
+                    default
+                }
+            },
+        };
+        let day = Duration::from_secs(24 * 3600);
+        let request_ttl = duration_setting(&raw.settings.request_ttl, day);
+        let execution_window = duration_setting(&raw.settings.execution_window, day);
 
         let mut environments = BTreeMap::new();
         if raw.environments.is_empty() {
@@ -268,6 +296,30 @@ impl Policy {
                 }
                 s.trim_end_matches('/').to_string()
             });
+            let executor_role = e.executor_role.as_ref().map(|r| {
+                let s = r.get_ref();
+                if !s.starts_with(&want) || s.len() == want.len() || s.contains('*') {
+                    errs.push(f.error(Some(r.span()), format!("executor_role must be a role ARN in this environment's account, like \"{want}airlock-executor\"")));
+                } else if s == role {
+                    errs.push(f.error(Some(r.span()), "executor_role must not be the agent role: the broker must never be able to assume it"));
+                }
+                s.clone()
+            });
+            let backup_region = e.backup_region.as_ref().map(|r| {
+                let s = r.get_ref();
+                if !valid_region(s) {
+                    errs.push(f.error(Some(r.span()), format!("backup_region `{s}` is not an AWS region name")));
+                } else if s == region {
+                    errs.push(f.error(Some(r.span()), "backup_region must differ from region: a backup in the same region shares its failure domain"));
+                }
+                s.clone()
+            });
+            if e.require_isolated_backup && backup_region.is_none() {
+                errs.push(f.error(
+                    Some(env.span()),
+                    "require_isolated_backup needs backup_region (where backups are copied to)",
+                ));
+            }
             environments.insert(
                 n.clone(),
                 Environment {
@@ -279,6 +331,10 @@ impl Policy {
                     profile: e.profile.clone(),
                     endpoint,
                     description: e.description.clone(),
+                    executor_role,
+                    executor_profile: e.executor_profile.clone(),
+                    backup_region,
+                    require_isolated_backup: e.require_isolated_backup,
                 },
             );
         }
@@ -402,6 +458,32 @@ impl Policy {
                     Duration::ZERO
                 }),
             };
+            if decision == Decision::Approve
+                && let Some(c) = catalogue
+            {
+                let destructive = c.tools().any(|x| {
+                    x.risk == Risk::Destructive
+                        && rr
+                            .tools
+                            .iter()
+                            .any(|t| t.get_ref() == "*" || *t.get_ref() == x.name)
+                });
+                let lacking: Vec<&str> = environments
+                    .values()
+                    .filter(|e| {
+                        envs.as_ref()
+                            .is_none_or(|es| es.iter().any(|n| n == "*" || *n == e.name))
+                    })
+                    .filter(|e| e.executor_role.is_none())
+                    .map(|e| e.name.as_str())
+                    .collect();
+                if destructive && !lacking.is_empty() {
+                    errs.push(f.error(
+                        Some(rr.decision.span()),
+                        format!("approved requests could never run in {}: set executor_role for that environment", lacking.join(", ")),
+                    ));
+                }
+            }
             rules.push(Rule {
                 index: i + 1,
                 line,
@@ -425,6 +507,9 @@ impl Policy {
             rules,
             session_duration,
             tools_dir,
+            request_ttl,
+            execution_window,
+            db,
             hash: hex::encode(Sha256::digest(f.text.as_bytes())),
             path: f.path.clone(),
         })

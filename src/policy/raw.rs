@@ -26,6 +26,12 @@ pub struct RawSettings {
     pub session_duration: Option<Spanned<String>>,
     /// A tools folder (relative to policy.toml) that replaces the built-in catalogue.
     pub tools_dir: Option<Spanned<String>>,
+    /// How long a request waits for approval before it expires (default 24h).
+    pub request_ttl: Option<Spanned<String>>,
+    /// How long an approved request may wait for the executor after its cooldown (default 24h).
+    pub execution_window: Option<Spanned<String>>,
+    /// The queue file (relative to policy.toml); `--db` / `AIRLOCK_DB` take precedence.
+    pub db: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +47,16 @@ pub struct RawEnvironment {
     /// An endpoint for every service of this environment (e.g. a local AWS endpoint).
     pub endpoint: Option<Spanned<String>>,
     pub description: Option<String>,
+    /// The role `airlock executor` assumes to run approved requests; the broker must not be
+    /// able to assume it.
+    pub executor_role: Option<Spanned<String>>,
+    /// The executor's base credential: a named profile; absent means the standard AWS chain.
+    pub executor_profile: Option<String>,
+    /// Copy backups to this region (another failure domain) before deleting.
+    pub backup_region: Option<Spanned<String>>,
+    /// Refuse to delete unless the backup was copied out of the resource's region.
+    #[serde(default)]
+    pub require_isolated_backup: bool,
 }
 
 fn aws() -> String {

@@ -49,9 +49,7 @@ pub fn render(
     let aws = tool
         .aws()
         .ok_or_else(|| ScopeError::NoAwsCall(tool.name.clone()))?;
-    let mut actions = aws.iam_actions.clone();
-    actions.sort();
-    actions.dedup();
+    let actions = aws.iam_actions.clone();
     let mut resources = Vec::with_capacity(aws.resources.len());
     for tmpl in &aws.resources {
         resources.push(if tmpl == "*" {
@@ -60,6 +58,18 @@ pub fn render(
             fill_arn(tmpl, env, args)?
         });
     }
+    document(actions, resources, &env.region)
+}
+
+/// A session policy for exact actions on exact resources in one region. Used by [`render`] and
+/// by the executor's backup steps, whose resources are not arguments of a tool.
+pub fn document(
+    mut actions: Vec<String>,
+    mut resources: Vec<String>,
+    region: &str,
+) -> Result<SessionPolicy, ScopeError> {
+    actions.sort();
+    actions.dedup();
     resources.sort();
     resources.dedup();
     let doc = json!({
@@ -69,7 +79,7 @@ pub fn render(
             "Effect": "Allow",
             "Action": actions,
             "Resource": resources,
-            "Condition": {"StringEquals": {"aws:RequestedRegion": env.region}},
+            "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
         }]
     });
     let json = serde_json::to_string(&doc).unwrap_or_default();

@@ -15,8 +15,7 @@ fn env() -> Environment {
         partition: "aws".into(),
         agent_role: "arn:aws:iam::123456789012:role/airlock-agent-staging".into(),
         profile: None,
-        endpoint: None,
-        description: None,
+        ..Default::default()
     }
 }
 

@@ -18,12 +18,12 @@ fn engine(moto: &Moto) -> (Arc<Engine>, Arc<StsBroker>) {
     let text = std::fs::read_to_string(repo().join("policy.toml"))
         .unwrap()
         .replace(
-            "region = \"us-east-1\"",
-            &format!("region = \"us-east-1\"\nendpoint = \"{}\"", moto.url),
+            "\nregion = \"us-east-1\"",
+            &format!("\nregion = \"us-east-1\"\nendpoint = \"{}\"", moto.url),
         )
         .replace(
-            "region = \"us-west-2\"",
-            &format!("region = \"us-west-2\"\nendpoint = \"{}\"", moto.url),
+            "\nregion = \"us-west-2\"",
+            &format!("\nregion = \"us-west-2\"\nendpoint = \"{}\"", moto.url),
         );
     let catalogue = Catalogue::builtin().unwrap();
     let policy = Policy::parse(&SourceFile::new("policy.toml", text), Some(&catalogue)).unwrap();

@@ -28,7 +28,7 @@ fn check_accepts_the_repository_policy() {
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], true);
-    assert_eq!(v["tools"].as_array().unwrap().len(), 3);
+    assert_eq!(v["tools"].as_array().unwrap().len(), 6);
 }
 
 #[test]
@@ -36,7 +36,7 @@ fn malformed_policy_names_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let p = policy_with(dir.path(), |t| {
         t.replace("decision = \"deny\"", "decision = \"nope\"")
-            .replace("region = \"us-west-2\"", "region = \"west\"")
+            .replace("\nregion = \"us-west-2\"", "\nregion = \"west\"")
     });
     let text = std::fs::read_to_string(&p).unwrap();
     let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
@@ -57,7 +57,7 @@ fn malformed_policy_names_line_and_column() {
     assert_eq!(code, 3);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], false);
-    assert_eq!(v["errors"].as_array().unwrap().len(), 2);
+    assert_eq!(v["errors"].as_array().unwrap().len(), 3, "two rules with `nope`, one bad region");
 }
 
 #[test]

@@ -7,4 +7,5 @@ mod broker;
 mod cli;
 mod mcp_stdio;
 mod python_client;
+mod queue_flow;
 mod scope_proofs;

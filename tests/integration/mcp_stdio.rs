@@ -42,15 +42,24 @@ pub const ASSUME_ROLE_LOG: &str = "AssumeRole with a per-call session policy";
 
 impl Server {
     pub async fn start(moto: Option<&Moto>, policy: &Path) -> Server {
+        Self::start_with(moto, policy, &[]).await
+    }
+
+    pub async fn start_with(
+        moto: Option<&Moto>,
+        policy: &Path,
+        extra: &[(String, String)],
+    ) -> Server {
         let home = tempfile::tempdir().unwrap();
         let stderr = home.path().join("stderr.log");
-        let env = match moto {
+        let mut env = match moto {
             Some(m) => m.airlock_env(home.path()),
             None => vec![
                 ("HOME".into(), home.path().display().to_string()),
                 ("AIRLOCK_LOG".into(), "airlock=debug,warn".into()),
             ],
         };
+        env.extend(extra.iter().cloned());
         let policy = policy.to_path_buf();
         let cmd = tokio::process::Command::new(airlock_bin()).configure(|c| {
             c.arg("serve")
@@ -126,7 +135,17 @@ async fn initialize_reports_airlock_and_serves_the_catalogue() {
     );
     let tools = s.client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names, ["describe_access", "list_volumes", "read_logs"]);
+    assert_eq!(
+        names,
+        [
+            "cancel_request",
+            "describe_access",
+            "get_request",
+            "list_volumes",
+            "read_logs",
+            "request_delete_volume"
+        ]
+    );
     for t in &tools {
         assert_eq!(
             t.input_schema.get("additionalProperties"),
@@ -134,9 +153,12 @@ async fn initialize_reports_airlock_and_serves_the_catalogue() {
             "{}",
             t.name
         );
+        let ann = t.annotations.as_ref().unwrap();
+        let read_only = !matches!(t.name.as_ref(), "cancel_request" | "request_delete_volume");
+        assert_eq!(ann.read_only_hint, Some(read_only), "{}", t.name);
         assert_eq!(
-            t.annotations.as_ref().unwrap().read_only_hint,
-            Some(true),
+            ann.destructive_hint,
+            Some(t.name == "request_delete_volume"),
             "{}",
             t.name
         );
@@ -168,6 +190,14 @@ async fn initialize_reports_airlock_and_serves_the_catalogue() {
         staging["allowed"][1]["only_resources_matching"],
         json!(["/app/staging/*"])
     );
+    let approval: Vec<&str> = staging["needs_approval"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["tool"].as_str().unwrap())
+        .collect();
+    assert_eq!(approval, ["request_delete_volume"]);
+    assert_eq!(staging["needs_approval"][0]["cooldown"], "10m");
     assert_eq!(a.body["protected"]["tags"], json!(["env=prod"]));
     assert_eq!(s.assume_role_count(), 0);
 }

@@ -29,7 +29,14 @@ fn the_python_sdk_sees_the_same_server() {
     assert_eq!(r["server"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
         r["tools"],
-        serde_json::json!(["describe_access", "list_volumes", "read_logs"])
+        serde_json::json!([
+            "cancel_request",
+            "describe_access",
+            "get_request",
+            "list_volumes",
+            "read_logs",
+            "request_delete_volume"
+        ])
     );
     let calls = r["calls"].as_array().unwrap();
     let outcome: Vec<(&str, bool)> = calls

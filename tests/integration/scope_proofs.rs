@@ -76,7 +76,14 @@ pub fn eval(policy_json: &str, action: &str, resource: &str, region: &str) -> De
 fn policy_for(region: &str) -> Policy {
     let text = std::fs::read_to_string(repo().join("policy.toml"))
         .unwrap()
-        .replace("\"us-east-1\"", &format!("\"{region}\""));
+        .replace(
+            "\nregion = \"us-east-1\"",
+            &format!("\nregion = \"{region}\""),
+        )
+        .replace(
+            "backup_region = \"us-west-2\"",
+            "backup_region = \"ca-central-1\"",
+        );
     Policy::parse(
         &SourceFile::new("policy.toml", text),
         Some(&Catalogue::builtin().unwrap()),
@@ -287,4 +294,52 @@ proptest! {
         prop_assert_eq!(&doc["Statement"][0]["Action"], &json!(["ec2:DescribeVolumes"]));
         prop_assert_eq!(&doc["Statement"][0]["Condition"]["StringEquals"]["aws:RequestedRegion"], &json!(region));
     }
+}
+
+/// The executor deletes under a session policy naming only the approved volume and
+/// `ec2:DeleteVolume` (the executor role itself may do more: snapshot, copy, describe).
+#[test]
+fn the_executors_delete_policy_allows_only_the_approved_volume() {
+    let e = engine("us-east-1");
+    let vol = "vol-0123456789abcdef0";
+    let p = session_policy(
+        &e,
+        "request_delete_volume",
+        json!({"environment": "staging", "volume_id": vol, "reason": "r"}),
+    );
+    let own = format!("arn:aws:ec2:us-east-1:123456789012:volume/{vol}");
+    assert_eq!(
+        eval(&p, "ec2:DeleteVolume", &own, "us-east-1"),
+        Decision::Allow
+    );
+    for other in [
+        "arn:aws:ec2:us-east-1:123456789012:volume/vol-0123456789abcdef1",
+        "arn:aws:ec2:us-east-1:123456789012:volume/vol-01234567",
+        "arn:aws:ec2:us-east-1:210987654321:volume/vol-0123456789abcdef0",
+    ] {
+        assert_eq!(
+            eval(&p, "ec2:DeleteVolume", other, "us-east-1"),
+            Decision::NotApplicable,
+            "{other}"
+        );
+    }
+    assert_eq!(
+        eval(
+            &p,
+            "ec2:DeleteVolume",
+            "arn:aws:ec2:us-west-2:123456789012:volume/vol-0123456789abcdef0",
+            "us-west-2"
+        ),
+        Decision::NotApplicable
+    );
+    for a in DESTRUCTIVE.iter().filter(|a| **a != "ec2:DeleteVolume") {
+        assert_eq!(
+            eval(&p, a, &own, "us-east-1"),
+            Decision::NotApplicable,
+            "{a}"
+        );
+    }
+    let doc: Value = serde_json::from_str(&p).unwrap();
+    assert_eq!(doc["Statement"][0]["Action"], json!(["ec2:DeleteVolume"]));
+    assert_eq!(doc["Statement"][0]["Resource"], json!([own]));
 }

@@ -177,6 +177,18 @@ pub fn airlock(args: &[&str], env: &[(String, String)]) -> (i32, String, String)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     die_with_parent(&mut cmd);
+    // A new session has no controlling terminal: /dev/tty is unavailable, as for an agent's
+    // shell that pipes its commands.
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+    }
     let mut child = cmd.spawn().expect("spawn airlock");
     let mut out = String::new();
     let mut err = String::new();

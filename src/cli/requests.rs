@@ -1,0 +1,389 @@
+//! `airlock requests list|show`, `deny`, `cancel`, `audit verify`: the human side of the queue.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use airlock::queue::view::{countdown, view};
+use airlock::queue::{Queue, QueueError, State};
+use airlock::timefmt::{format_ms, now_ms};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{ConfigArgs, QueueArgs, cli_actor, exit, runtime};
+
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// List requests (newest last).
+    List(ListArgs),
+    /// Show one request: the call, the resource as it was seen, approvals, backup plan, and the
+    /// time left before it may run.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Where {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+impl Where {
+    /// Open the queue: `--db` needs no policy; otherwise the policy may name the file.
+    pub async fn open(&self) -> anyhow::Result<Arc<Queue>> {
+        let path = match &self.queue.db {
+            Some(p) => p.clone(),
+            None => {
+                let c = self.config.load().map_err(exit::Failure::config)?;
+                self.queue.path(Some(&c.policy))
+            }
+        };
+        Ok(Arc::new(Queue::open(&path).await?))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub at: Where,
+    /// Only requests in this state (pending, approved, executing, executed, failed, denied,
+    /// cancelled, expired).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub at: Where,
+    /// The request id (r-...).
+    pub id: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DenyArgs {
+    #[command(flatten)]
+    pub at: Where,
+    pub id: String,
+    /// Why (recorded in the audit log, shown to the agent).
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub at: Where,
+    pub id: String,
+    #[arg(long, default_value = "cancelled by a person")]
+    pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain and that it explains every request and approval; exit 4 if not.
+    Verify(VerifyArgs),
+    /// Print the audit log.
+    Show(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub at: Where,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn state_arg(s: &Option<String>) -> anyhow::Result<Option<State>> {
+    match s {
+        None => Ok(None),
+        Some(x) => State::parse(x).map(Some).ok_or_else(|| {
+            let all: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+            anyhow::anyhow!("unknown state `{x}`; use one of: {}", all.join(", "))
+        }),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+pub fn run(c: RequestsCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match c {
+            RequestsCommand::List(a) => {
+                let state = state_arg(&a.state)?;
+                let q = a.at.open().await?;
+                let now = now_ms();
+                q.expire_due(now).await?;
+                let rows = q.list(state).await?;
+                if a.json {
+                    let mut out = Vec::new();
+                    for r in &rows {
+                        out.push(view(r, &q.approvals(&r.id).await?, now));
+                    }
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else if rows.is_empty() {
+                    println!(
+                        "no requests{}",
+                        a.state
+                            .map(|s| format!(" in state {s}"))
+                            .unwrap_or_default()
+                    );
+                } else {
+                    println!(
+                        "{:<15} {:<10} {:<22} {:<10} {:<24} {:<9} WHEN",
+                        "ID", "STATE", "TOOL", "ENV", "RESOURCE", "APPROVALS"
+                    );
+                    for r in &rows {
+                        let n = q.approvals(&r.id).await?.len();
+                        let when = match r.state.as_str() {
+                            "pending" => format!("expires in {}", countdown(r.expires_at - now)),
+                            "approved" => {
+                                format!("due in {}", countdown(r.not_before.unwrap_or(now) - now))
+                            }
+                            _ => format!("updated {}", format_ms(r.updated_at)),
+                        };
+                        println!(
+                            "{:<15} {:<10} {:<22} {:<10} {:<24} {:<9} {}",
+                            r.id,
+                            r.state,
+                            r.tool,
+                            r.environment,
+                            r.resource_id,
+                            format!("{n}/{}", r.approvers_required),
+                            when
+                        );
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            RequestsCommand::Show(a) => {
+                let q = a.at.open().await?;
+                let now = now_ms();
+                q.expire_due(now).await?;
+                let r = q.get(&a.id).await.map_err(refused)?;
+                let v = view(&r, &q.approvals(&r.id).await?, now);
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    print!("{}", describe(&v, &a.at.config));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+/// A request for a person: what will happen, to what, when.
+pub fn describe(v: &Value, config: &ConfigArgs) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "request     {}  ({})\n",
+        s("request_id"),
+        s("state")
+    ));
+    out.push_str(&format!(
+        "action      {} on {}\n",
+        s("tool"),
+        s("resource_id")
+    ));
+    out.push_str(&format!(
+        "where       environment {} = account {}, region {}\n",
+        s("environment"),
+        s("account"),
+        s("region")
+    ));
+    out.push_str(&format!("resource    {}\n", s("resource_arn")));
+    let res = &v["resource"];
+    if res.is_object() {
+        let att: Vec<String> = res["attachments"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["instance_id"].as_str().unwrap_or("?").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "            size {} GiB, state {}, attached to {}, tags {}\n",
+            res["size_gib"],
+            res["state"].as_str().unwrap_or("?"),
+            if att.is_empty() {
+                "nothing".to_string()
+            } else {
+                att.join(", ")
+            },
+            res["tags"]
+        ));
+    }
+    out.push_str(&format!("reason      {}\n", s("reason")));
+    out.push_str(&format!(
+        "asked by    {} {} (session {}) at {}\n",
+        v["requested_by"]["client"].as_str().unwrap_or("?"),
+        v["requested_by"]["client_version"].as_str().unwrap_or(""),
+        v["requested_by"]["session"].as_str().unwrap_or("?"),
+        s("created_at")
+    ));
+    let backup = match config.load() {
+        Ok(c) => {
+            let env = c.policy.environments.get(&s("environment")).cloned();
+            let tool = c.catalogue.get(&s("tool")).cloned();
+            match (tool.and_then(|t| t.backup), env) {
+                (Some(airlock::catalogue::BackupKind::EbsSnapshot), Some(e)) => {
+                    match &e.backup_region {
+                        Some(r) => format!(
+                            "EBS snapshot in {}, copied to {r}, before the action",
+                            e.region
+                        ),
+                        None => format!(
+                            "EBS snapshot in {} (same region: no isolated copy configured) before the action",
+                            e.region
+                        ),
+                    }
+                }
+                (Some(airlock::catalogue::BackupKind::None), _) => {
+                    "none (the tool declares no backup)".into()
+                }
+                _ => "unknown (policy or tool not found)".into(),
+            }
+        }
+        Err(_) => "unknown (policy not readable)".into(),
+    };
+    out.push_str(&format!("backup      {backup}\n"));
+    out.push_str(&format!(
+        "approvals   {} of {} ({} rule), cooldown {}\n",
+        v["approvals"].as_array().map_or(0, |a| a.len()),
+        v["approvals_required"],
+        s("rule"),
+        s("cooldown")
+    ));
+    for a in v["approvals"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "            - {} at {}\n",
+            a["approver"].as_str().unwrap_or("?"),
+            a["approved_at"].as_str().unwrap_or("?")
+        ));
+    }
+    if let Some(d) = v["due_in"].as_str() {
+        out.push_str(&format!(
+            "runs in     {d} (at {}); cancel before then with `airlock cancel {}`\n",
+            s("not_before"),
+            s("request_id")
+        ));
+    }
+    if let Some(o) = v.get("outcome") {
+        out.push_str(&format!("outcome     {o}\n"));
+    }
+    out.push_str(&format!("call hash   {}\n", s("call_hash")));
+    out.push_str(&format!("next        {}\n", s("next")));
+    out
+}
+
+fn refused(e: QueueError) -> anyhow::Error {
+    match e {
+        QueueError::NotFound(_) | QueueError::WrongState { .. } => {
+            anyhow::Error::new(exit::Failure {
+                code: exit::REFUSED,
+                message: e.to_string(),
+            })
+        }
+        other => other.into(),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+pub fn deny(a: DenyArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let q = a.at.open().await?;
+        let r = q
+            .transition(
+                &a.id,
+                &[State::Pending],
+                State::Denied,
+                &cli_actor(),
+                "denied",
+                json!({"reason": a.reason}),
+                now_ms(),
+            )
+            .await
+            .map_err(refused)?;
+        println!("{} denied: {}", r.id, a.reason);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[allow(clippy::print_stdout)]
+pub fn cancel(a: CancelArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let q = a.at.open().await?;
+        let r = q
+            .transition(
+                &a.id,
+                &[State::Pending, State::Approved],
+                State::Cancelled,
+                &cli_actor(),
+                "cancelled",
+                json!({"reason": a.reason}),
+                now_ms(),
+            )
+            .await
+            .map_err(refused)?;
+        println!("{} cancelled; nothing will run", r.id);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[allow(clippy::print_stdout)]
+pub fn audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match c {
+            AuditCommand::Verify(a) => {
+                let q = a.at.open().await?;
+                let report = q.verify_audit().await?;
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else if report.ok() {
+                    println!("ok: {} events, chain head {}", report.events, report.head);
+                } else {
+                    println!("AUDIT LOG FAILED VERIFICATION ({} events):", report.events);
+                    for p in &report.problems {
+                        println!("  - {p}");
+                    }
+                }
+                Ok(if report.ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(exit::REFUSED)
+                })
+            }
+            AuditCommand::Show(a) => {
+                let q = a.at.open().await?;
+                let events: Vec<airlock::queue::audit::Event> =
+                    sqlx::query_as("SELECT * FROM audit ORDER BY seq")
+                        .fetch_all(q.pool())
+                        .await?;
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&events)?);
+                } else {
+                    for e in events {
+                        println!(
+                            "{:>5} {} {:<15} {:<20} {:<40} {}",
+                            e.seq,
+                            format_ms(e.at),
+                            e.request_id.unwrap_or_default(),
+                            e.event,
+                            e.actor,
+                            e.detail
+                        );
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}

@@ -1,0 +1,701 @@
+//! The executor: runs approved, due requests, and nothing else. Run by the operator with the
+//! executor's credential (never by `airlock serve`).
+//!
+//! For each request it claims (atomically, with a lease), it checks everything again from the
+//! sources it trusts rather than the queue row: the stored call still hashes to the signed
+//! hash, the policy is the one the approvers signed and still says `approve`, every approval
+//! signature verifies against the trust file, enough distinct trusted approvers signed, the
+//! signed cooldown has passed, and the resource is still what was approved. Then it backs the
+//! resource up (waiting for the backup to complete, copying it out of the region where the
+//! policy says so) and runs the action under a session policy naming only that resource and
+//! that action. Progress is recorded as it goes, so a crash at any point resumes on restart and
+//! a request is never executed twice.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::approval::trust::TrustFile;
+use crate::approval::{ApprovalClaim, PublicKey, verify};
+use crate::aws::{self, AwsError};
+use crate::catalogue::args::Args;
+use crate::catalogue::{AwsSpec, BackupKind, Catalogue, Protocol, Risk, ToolSpec};
+use crate::credentials::{CredentialBroker, ScopeRequest};
+use crate::engine::{CallContext, Engine};
+use crate::policy::{Decision, Environment, Policy};
+use crate::queue::{ClaimOwner, Queue, Request, State};
+use crate::scope::{self, SessionPolicy};
+use crate::timefmt::now_ms;
+
+const EC2_VERSION: &str = "2016-11-15";
+/// How long one claim holds a request before another executor may resume it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30 * 60);
+/// How long to wait for a backup to complete.
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
+
+/// Executor progress, in the order it happens.
+const PHASES: [&str; 5] = [
+    "",
+    "backup_started",
+    "backup_copy_started",
+    "backup_done",
+    "delete_sent",
+];
+
+fn phase_at_least(current: &str, want: &str) -> bool {
+    let pos = |p: &str| PHASES.iter().position(|x| *x == p).unwrap_or(0);
+    pos(current) >= pos(want)
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub request_id: String,
+    pub state: String,
+    pub message: String,
+}
+
+/// Progress lines for the person watching (stderr).
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
+pub struct Executor {
+    policy: Arc<Policy>,
+    trust: TrustFile,
+    queue: Arc<Queue>,
+    broker: Arc<dyn CredentialBroker>,
+    /// An engine over the same policy with every environment's agent role replaced by its
+    /// executor role: it looks at resources under the executor's own credential.
+    engine: Engine,
+    http: reqwest::Client,
+    owner: ClaimOwner,
+    lease: Duration,
+    poll: Duration,
+    progress: Progress,
+}
+
+/// Why a request must not run.
+struct Refuse(String);
+
+impl Executor {
+    pub fn new(
+        policy: Arc<Policy>,
+        catalogue: Arc<Catalogue>,
+        trust: TrustFile,
+        queue: Arc<Queue>,
+        broker: Arc<dyn CredentialBroker>,
+        progress: Progress,
+    ) -> Self {
+        let mut as_executor = (*policy).clone();
+        for env in as_executor.environments.values_mut() {
+            if let Some(r) = &env.executor_role {
+                env.agent_role = r.clone();
+                env.profile = env.executor_profile.clone();
+            }
+        }
+        let engine = Engine::new(Arc::new(as_executor), catalogue.clone(), broker.clone());
+        Self {
+            policy,
+            trust,
+            queue,
+            broker,
+            engine,
+            http: aws::call::http_client(),
+            owner: ClaimOwner::this_process(),
+            lease: DEFAULT_LEASE,
+            poll: Duration::from_secs(2),
+            progress,
+        }
+    }
+
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    pub fn with_poll(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    fn say(&self, s: String) {
+        (self.progress)(&s);
+    }
+
+    /// Run every request that is due now; return what happened to each.
+    pub async fn run_once(&self) -> Result<Vec<Outcome>, crate::queue::QueueError> {
+        let now = now_ms();
+        for id in self.queue.expire_due(now).await? {
+            self.say(format!("{id}: expired"));
+        }
+        let mut out = Vec::new();
+        while let Some(req) = self
+            .queue
+            .claim(&self.owner, self.lease.as_millis() as i64, now_ms())
+            .await?
+        {
+            let o = self.process(req).await;
+            self.say(format!("{}: {} ({})", o.request_id, o.state, o.message));
+            out.push(o);
+        }
+        Ok(out)
+    }
+
+    /// The next approved request's due time, if any.
+    pub async fn next_due(&self) -> Result<Option<(String, i64)>, crate::queue::QueueError> {
+        Ok(self
+            .queue
+            .list(Some(State::Approved))
+            .await?
+            .into_iter()
+            .filter_map(|r| r.not_before.map(|n| (r.id, n)))
+            .min_by_key(|(_, n)| *n))
+    }
+
+    async fn process(&self, req: Request) -> Outcome {
+        let id = req.id.clone();
+        match self.execute(&req).await {
+            Ok(Done::Executed(outcome)) => self.finish(&id, State::Executed, outcome).await,
+            Ok(Done::NotDue(due)) => {
+                let _ = self
+                    .queue
+                    .release(
+                        &id,
+                        &self.owner,
+                        due,
+                        "not due yet: the signed cooldown has not passed",
+                        now_ms(),
+                    )
+                    .await;
+                Outcome {
+                    request_id: id,
+                    state: "approved".into(),
+                    message: format!(
+                        "not due for {}",
+                        crate::queue::view::countdown(due - now_ms())
+                    ),
+                }
+            }
+            Err(Refuse(why)) => self.finish(&id, State::Failed, json!({"error": why})).await,
+        }
+    }
+
+    async fn finish(&self, id: &str, to: State, outcome: Value) -> Outcome {
+        let message = outcome
+            .get("error")
+            .or_else(|| outcome.get("summary"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        match self
+            .queue
+            .finish(id, &self.owner, to, outcome, now_ms())
+            .await
+        {
+            Ok(r) => Outcome {
+                request_id: id.into(),
+                state: r.state,
+                message,
+            },
+            Err(e) => Outcome {
+                request_id: id.into(),
+                state: "unknown".into(),
+                message: format!("could not record the outcome: {e}"),
+            },
+        }
+    }
+
+    async fn execute(&self, req: &Request) -> Result<Done, Refuse> {
+        let (tool, args, env) = self.verify_call(req)?;
+        let due = self.verify_approvals(req, &tool, &args).await?;
+        if due > now_ms() {
+            return Ok(Done::NotDue(due));
+        }
+        self.say(format!(
+            "{}: verified ({} in {}): checking the resource",
+            req.id, req.resource_id, env.name
+        ));
+        if self.look(req, &tool, &args).await?.is_none() {
+            return if req.phase == "delete_sent" {
+                Ok(Done::Executed(json!({
+                    "summary": format!("{} was already gone after this request's own earlier attempt", req.resource_id),
+                    "snapshot_id": req.backup_id, "copy_snapshot_id": req.backup_copy_id,
+                })))
+            } else {
+                Err(Refuse(format!(
+                    "{} no longer exists; nothing was done",
+                    req.resource_id
+                )))
+            };
+        }
+        let mut req = req.clone();
+        match tool.backup {
+            Some(BackupKind::EbsSnapshot) => self.snapshot(&mut req, &env).await?,
+            Some(BackupKind::None) | None => {}
+        }
+        self.act(&req, &tool, &args, &env).await
+    }
+
+    /// The stored call is intact, names a destructive tool of the catalogue, and the policy is
+    /// the one it was requested (and approved) under.
+    fn verify_call(&self, req: &Request) -> Result<(Arc<ToolSpec>, Args, Environment), Refuse> {
+        if !req.call_intact() {
+            return Err(Refuse("the stored call does not match its hash: the request was altered after it was made".into()));
+        }
+        let call = req
+            .call()
+            .ok_or_else(|| Refuse("the stored call cannot be read".into()))?;
+        if call.tool != req.tool
+            || call.environment != req.environment
+            || call.resource_arn != req.resource_arn
+        {
+            return Err(Refuse(
+                "the request's columns do not match its signed call: the request was altered"
+                    .into(),
+            ));
+        }
+        if req.policy_hash != self.policy.hash {
+            return Err(Refuse(format!(
+                "the policy changed since this request was made (it was approved under policy {}, the policy is now {}); make the request again under the current policy",
+                short(&req.policy_hash),
+                short(&self.policy.hash)
+            )));
+        }
+        let input: Map<String, Value> = call.arguments.as_object().cloned().unwrap_or_default();
+        let (tool, plan) = self
+            .engine
+            .plan(&call.tool, &input)
+            .map_err(|e| Refuse(format!("the call is no longer valid: {e}")))?;
+        if tool.risk != Risk::Destructive {
+            return Err(Refuse(format!("`{}` is not a destructive tool", tool.name)));
+        }
+        if plan.verdict.decision != Decision::Approve {
+            return Err(Refuse(format!(
+                "the current policy no longer queues this call ({}: {})",
+                plan.verdict.matched, plan.verdict.reason
+            )));
+        }
+        let env = self
+            .policy
+            .environments
+            .get(&call.environment)
+            .cloned()
+            .ok_or_else(|| {
+                Refuse(format!(
+                    "environment `{}` is gone from the policy",
+                    call.environment
+                ))
+            })?;
+        if env.account != call.account || env.region != call.region {
+            return Err(Refuse(
+                "the environment's account or region changed since the request".into(),
+            ));
+        }
+        if env.executor_role.is_none() {
+            return Err(Refuse(format!(
+                "environment `{}` has no executor_role",
+                env.name
+            )));
+        }
+        if plan
+            .session_policy
+            .as_ref()
+            .and_then(|p| p.resources.first())
+            != Some(&call.resource_arn)
+        {
+            return Err(Refuse(
+                "the call's resource does not match the resource it was approved for".into(),
+            ));
+        }
+        Ok((tool, plan.arguments, env))
+    }
+
+    /// Enough distinct trusted approvers signed this exact request, call and policy, each with
+    /// at least the rule's cooldown. Returns when it is due (the latest signed not-before).
+    async fn verify_approvals(
+        &self,
+        req: &Request,
+        tool: &ToolSpec,
+        args: &Args,
+    ) -> Result<i64, Refuse> {
+        let input: Map<String, Value> = args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let (_, plan) = self
+            .engine
+            .plan(&tool.name, &input)
+            .map_err(|e| Refuse(e.to_string()))?;
+        let rule = plan.verdict.rule.ok_or_else(|| Refuse("no rule".into()))?;
+        let cooldown = rule.cooldown.as_millis() as i64;
+        let approvals = self
+            .queue
+            .approvals(&req.id)
+            .await
+            .map_err(|e| Refuse(e.to_string()))?;
+        let mut valid = BTreeSet::new();
+        let mut due = 0;
+        let mut problems = Vec::new();
+        for a in &approvals {
+            let key: PublicKey = match a.public_key.parse() {
+                Ok(k) => k,
+                Err(e) => {
+                    problems.push(format!("an approval has an unreadable key: {e}"));
+                    continue;
+                }
+            };
+            let Some(trusted) = self.trust.find(&key) else {
+                problems.push(format!(
+                    "approval by {} ({}) is signed by a key that is not in the trust file {}",
+                    a.approver,
+                    key.fingerprint(),
+                    self.trust.path.display()
+                ));
+                continue;
+            };
+            let claim = ApprovalClaim {
+                request_id: req.id.clone(),
+                call_hash: req.call_hash.clone(),
+                policy_hash: req.policy_hash.clone(),
+                approved_at_ms: a.approved_at,
+                not_before_ms: a.not_before,
+            };
+            if let Err(e) = verify(&key, &claim, &a.signature) {
+                problems.push(format!(
+                    "approval by {} does not verify for this request, call and policy: {e}",
+                    trusted.name
+                ));
+                continue;
+            }
+            if a.not_before - a.approved_at < cooldown {
+                problems.push(format!(
+                    "approval by {} allows a shorter cooldown than the rule's",
+                    trusted.name
+                ));
+                continue;
+            }
+            valid.insert(key.to_string());
+            due = due.max(a.not_before);
+        }
+        let required = rule.approvers as usize;
+        if valid.len() < required {
+            let mut why = format!(
+                "{} valid approval(s) from trusted approvers; {required} required",
+                valid.len()
+            );
+            if !problems.is_empty() {
+                why.push_str(": ");
+                why.push_str(&problems.join("; "));
+            }
+            return Err(Refuse(why));
+        }
+        if now_ms() > due + self.policy.execution_window.as_millis() as i64 {
+            return Err(Refuse(
+                "the approval is older than the policy's execution_window".into(),
+            ));
+        }
+        Ok(due)
+    }
+
+    /// The resource as it is now, under the executor's credential. `None` when it is gone.
+    async fn look(
+        &self,
+        req: &Request,
+        tool: &ToolSpec,
+        args: &Args,
+    ) -> Result<Option<Value>, Refuse> {
+        let ctx = CallContext {
+            client_name: "airlock-executor".into(),
+            client_version: env!("CARGO_PKG_VERSION").into(),
+            session_id: req.id.clone(),
+        };
+        let current = match self.engine.describe_resource(tool, args, &ctx).await {
+            Ok(item) => item,
+            Err(a) if a.body["error"] == "not_found" => return Ok(None),
+            Err(a) => {
+                return Err(Refuse(format!(
+                    "could not look at the resource: {}",
+                    a.body["message"].as_str().unwrap_or_default()
+                )));
+            }
+        };
+        if current["protected"] == json!(true) {
+            return Err(Refuse(format!(
+                "{} is protected now; nothing was done",
+                req.resource_id
+            )));
+        }
+        let approved: Value = serde_json::from_str(&req.resource_json).unwrap_or(Value::Null);
+        for field in tool.describe.iter().flat_map(|d| d.unchanged.iter()) {
+            if current.get(field) != approved.get(field) {
+                return Err(Refuse(format!(
+                    "{} changed since it was approved: `{field}` was {} and is now {}; nothing was done",
+                    req.resource_id,
+                    approved.get(field).unwrap_or(&Value::Null),
+                    current.get(field).unwrap_or(&Value::Null)
+                )));
+            }
+        }
+        Ok(Some(current))
+    }
+
+    /// Credentials for an executor step with its own session policy.
+    async fn creds(
+        &self,
+        env: &Environment,
+        policy: &SessionPolicy,
+        step: &str,
+        req: &Request,
+    ) -> Result<aws_credential_types::Credentials, Refuse> {
+        let mut as_exec = env.clone();
+        as_exec.agent_role = env.executor_role.clone().unwrap_or_default();
+        as_exec.profile = env.executor_profile.clone();
+        let identity = format!("airlock-executor-{}", req.id);
+        self.broker
+            .credentials(ScopeRequest {
+                env: &as_exec,
+                policy,
+                tool: step,
+                source_identity: &identity,
+            })
+            .await
+            .map_err(|e| {
+                Refuse(format!(
+                    "could not get the executor credential for {step}: {e}"
+                ))
+            })
+    }
+
+    async fn ec2(
+        &self,
+        env: &Environment,
+        action: &str,
+        actions: Vec<String>,
+        resources: Vec<String>,
+        params: Value,
+        req: &Request,
+    ) -> Result<Value, AwsError> {
+        let sp = scope::document(actions.clone(), resources.clone(), &env.region)
+            .map_err(|e| AwsError::Signing(e.to_string()))?;
+        let creds = self
+            .creds(env, &sp, action, req)
+            .await
+            .map_err(|r| AwsError::Signing(r.0))?;
+        let spec = AwsSpec {
+            service: "ec2".into(),
+            protocol: Protocol::Ec2,
+            action: action.into(),
+            version: Some(EC2_VERSION.into()),
+            target: None,
+            iam_actions: actions,
+            resources,
+            wildcard_reason: None,
+            request: params.as_object().cloned().unwrap_or_default(),
+            pagination: None,
+            already_done: Vec::new(),
+        };
+        let f = aws::call::fetch(&self.http, &spec, None, env, &Args::new(), &creds).await?;
+        Ok(f.document.unwrap_or(Value::Null))
+    }
+
+    /// EBS snapshot, waited for; copied to the backup region where the policy names one.
+    async fn snapshot(&self, req: &mut Request, env: &Environment) -> Result<(), Refuse> {
+        if phase_at_least(&req.phase, "backup_done") {
+            self.say(format!(
+                "{}: backup {} already complete (resuming)",
+                req.id,
+                req.backup_id.as_deref().unwrap_or("?")
+            ));
+            return Ok(());
+        }
+        let p = &env.partition;
+        let volume_arn = req.resource_arn.clone();
+        let snap_id = match &req.backup_id {
+            Some(s) => s.clone(),
+            None => {
+                let doc = self
+                    .ec2(
+                        env,
+                        "CreateSnapshot",
+                        vec!["ec2:CreateSnapshot".into()],
+                        vec![volume_arn.clone(), format!("arn:{p}:ec2:{}::snapshot/*", env.region)],
+                        json!({"VolumeId": req.resource_id, "Description": format!("airlock backup of {} before request {}", req.resource_id, req.id)}),
+                        req,
+                    )
+                    .await
+                    .map_err(|e| Refuse(format!("the backup could not be started, so nothing was deleted: {e}")))?;
+                let id = doc["snapshotId"]
+                    .as_str()
+                    .ok_or_else(|| Refuse("CreateSnapshot returned no snapshot id".into()))?
+                    .to_string();
+                self.phase(req, "backup_started", json!({"backup_id": id}))
+                    .await?;
+                req.backup_id = Some(id.clone());
+                id
+            }
+        };
+        self.wait_snapshot(env, &snap_id, req).await?;
+        if let Some(dest) = &env.backup_region {
+            let dest_env = Environment {
+                region: dest.clone(),
+                ..env.clone()
+            };
+            let copy_id = match &req.backup_copy_id {
+                Some(c) => c.clone(),
+                None => {
+                    let doc = self
+                        .ec2(
+                            &dest_env,
+                            "CopySnapshot",
+                            vec!["ec2:CopySnapshot".into()],
+                            vec![format!("arn:{p}:ec2:{}::snapshot/{snap_id}", env.region), format!("arn:{p}:ec2:{dest}::snapshot/*")],
+                            json!({"SourceRegion": env.region, "SourceSnapshotId": snap_id, "Description": format!("airlock isolated copy of {snap_id} ({}) for request {}", req.resource_id, req.id)}),
+                            req,
+                        )
+                        .await
+                        .map_err(|e| Refuse(format!("the backup could not be copied to {dest}, so nothing was deleted: {e}")))?;
+                    let id = doc["snapshotId"]
+                        .as_str()
+                        .ok_or_else(|| Refuse("CopySnapshot returned no snapshot id".into()))?
+                        .to_string();
+                    self.phase(
+                        req,
+                        "backup_copy_started",
+                        json!({"backup_copy_id": id, "region": dest}),
+                    )
+                    .await?;
+                    req.backup_copy_id = Some(id.clone());
+                    id
+                }
+            };
+            self.wait_snapshot(&dest_env, &copy_id, req).await?;
+        } else if env.require_isolated_backup {
+            return Err(Refuse("the policy requires an isolated backup but names no backup_region; nothing was deleted".into()));
+        }
+        self.phase(
+            req,
+            "backup_done",
+            json!({"backup_id": req.backup_id, "backup_copy_id": req.backup_copy_id}),
+        )
+        .await?;
+        fault_point("after-backup");
+        Ok(())
+    }
+
+    async fn wait_snapshot(
+        &self,
+        env: &Environment,
+        snap: &str,
+        req: &Request,
+    ) -> Result<(), Refuse> {
+        let started = std::time::Instant::now();
+        let mut last = String::new();
+        loop {
+            let doc = self
+                .ec2(
+                    env,
+                    "DescribeSnapshots",
+                    vec!["ec2:DescribeSnapshots".into()],
+                    vec!["*".into()],
+                    json!({"SnapshotId": [snap]}),
+                    req,
+                )
+                .await
+                .map_err(|e| Refuse(format!("could not follow backup {snap}: {e}")))?;
+            let item = &doc["snapshotSet"][0];
+            let status = item["status"].as_str().unwrap_or("unknown").to_string();
+            let progress = item["progress"].as_str().unwrap_or("").to_string();
+            let line = format!(
+                "{}: backup {snap} in {}: {status} {progress}",
+                req.id, env.region
+            );
+            if line != last {
+                self.say(line.clone());
+                last = line;
+            }
+            match status.as_str() {
+                "completed" => return Ok(()),
+                "error" | "recoverable" | "unknown" => {
+                    return Err(Refuse(format!(
+                        "backup {snap} is `{status}`; nothing was deleted"
+                    )));
+                }
+                _ => {}
+            }
+            if started.elapsed() > BACKUP_TIMEOUT {
+                return Err(Refuse(format!(
+                    "backup {snap} did not complete in {}; nothing was deleted",
+                    humantime::format_duration(BACKUP_TIMEOUT)
+                )));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    async fn phase(&self, req: &Request, phase: &str, detail: Value) -> Result<(), Refuse> {
+        self.queue
+            .set_phase(&req.id, &self.owner, phase, detail, now_ms())
+            .await
+            .map_err(|e| Refuse(format!("could not record progress ({phase}): {e}")))
+    }
+
+    /// The action itself, under a session policy naming only this resource and action.
+    async fn act(
+        &self,
+        req: &Request,
+        tool: &ToolSpec,
+        args: &Args,
+        env: &Environment,
+    ) -> Result<Done, Refuse> {
+        let spec = tool
+            .aws()
+            .ok_or_else(|| Refuse("the tool has no action".into()))?;
+        let sp = scope::render(tool, env, args).map_err(|e| Refuse(e.to_string()))?;
+        let creds = self.creds(env, &sp, &tool.name, req).await?;
+        self.phase(req, "delete_sent", json!({"session_policy_sha256": sp.hash, "actions": sp.actions, "resources": sp.resources})).await?;
+        self.say(format!(
+            "{}: running {} on {} (session policy: {:?} on {:?})",
+            req.id, spec.action, req.resource_id, sp.actions, sp.resources
+        ));
+        let already = match aws::call::fetch(&self.http, spec, None, env, args, &creds).await {
+            Ok(_) => false,
+            Err(AwsError::Service { code, .. })
+                if spec.already_done.contains(&code) && req.phase == "delete_sent" =>
+            {
+                true
+            }
+            Err(e) => return Err(Refuse(format!("{} failed: {e}", spec.action))),
+        };
+        Ok(Done::Executed(json!({
+            "summary": if already {
+                format!("{} was already gone after this request's own earlier attempt; recorded as done", req.resource_id)
+            } else {
+                format!("{} done on {} after backup {}", spec.action, req.resource_id, req.backup_id.as_deref().unwrap_or("-"))
+            },
+            "snapshot_id": req.backup_id,
+            "copy_snapshot_id": req.backup_copy_id,
+            "session_policy_sha256": sp.hash,
+        })))
+    }
+}
+
+enum Done {
+    Executed(Value),
+    NotDue(i64),
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(12)]
+}
+
+/// Fault injection for crash tests: `AIRLOCK_FAULT=kill-after-backup` makes the executor kill
+/// itself with SIGKILL right after the backup is recorded, before the action. It can only make
+/// the executor stop; it skips nothing.
+fn fault_point(name: &str) {
+    if std::env::var("AIRLOCK_FAULT")
+        .is_ok_and(|f| f.strip_prefix("kill-").is_some_and(|p| p == name))
+    {
+        // SAFETY: kill(2) on our own pid.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The audit log: every transition and every refused attempt appends an event whose hash
+//! covers its content and the previous event's hash. `verify` finds an edited, deleted or
+//! reordered event, and cross-checks the chain against the tables it describes: a request whose
+//! state no event explains, or an approval no event recorded (rows written straight into the
+//! file), is reported too.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::{QueueError, canonical_json};
+
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Event {
+    pub seq: i64,
+    pub at: i64,
+    pub request_id: Option<String>,
+    pub actor: String,
+    pub event: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The hash of one event: over an unambiguous JSON array of its fields.
+pub fn event_hash(
+    seq: i64,
+    at: i64,
+    request_id: Option<&str>,
+    actor: &str,
+    event: &str,
+    detail: &str,
+    prev: &str,
+) -> String {
+    let body = json!([seq, at, request_id, actor, event, detail, prev]).to_string();
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+/// Append an event inside the caller's (IMMEDIATE) transaction.
+pub async fn append(
+    conn: &mut SqliteConnection,
+    at: i64,
+    request_id: Option<&str>,
+    actor: &str,
+    event: &str,
+    detail: &Value,
+) -> Result<(), QueueError> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (seq, prev) = match last {
+        Some((s, h)) => (s + 1, h),
+        None => (1, GENESIS.to_string()),
+    };
+    let detail = canonical_json(detail);
+    let hash = event_hash(seq, at, request_id, actor, event, &detail, &prev);
+    sqlx::query("INSERT INTO audit (seq, at, request_id, actor, event, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(seq)
+        .bind(at)
+        .bind(request_id)
+        .bind(actor)
+        .bind(event)
+        .bind(&detail)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub events: usize,
+    pub head: String,
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Check the chain, then that the chain explains every request's state and every approval.
+pub async fn verify(pool: &SqlitePool) -> Result<Report, QueueError> {
+    let events: Vec<Event> = sqlx::query_as("SELECT * FROM audit ORDER BY seq")
+        .fetch_all(pool)
+        .await?;
+    let mut problems = Vec::new();
+    let mut prev = GENESIS.to_string();
+    let mut expected_seq = 1;
+    for e in &events {
+        if e.seq != expected_seq {
+            problems.push(format!(
+                "event {expected_seq} is missing (the next event is {}): events were deleted",
+                e.seq
+            ));
+            expected_seq = e.seq;
+        }
+        if e.prev_hash != prev {
+            problems.push(format!("event {} does not follow the event before it: events were deleted, inserted or reordered", e.seq));
+        }
+        let h = event_hash(
+            e.seq,
+            e.at,
+            e.request_id.as_deref(),
+            &e.actor,
+            &e.event,
+            &e.detail,
+            &e.prev_hash,
+        );
+        if h != e.hash {
+            problems.push(format!(
+                "event {} ({} on {}) was edited: its hash does not match its content",
+                e.seq,
+                e.event,
+                e.request_id.as_deref().unwrap_or("-")
+            ));
+        }
+        prev = e.hash.clone();
+        expected_seq += 1;
+    }
+
+    // The state each request's last transition event names.
+    let mut last_state = std::collections::HashMap::<String, String>::new();
+    let mut recorded_sigs = std::collections::HashSet::<String>::new();
+    for e in &events {
+        let d: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
+        if let (Some(rid), Some(to)) = (&e.request_id, d.get("to").and_then(Value::as_str)) {
+            // A transition must start where the audited history left the request.
+            if let (Some(from), Some(before)) =
+                (d.get("from").and_then(Value::as_str), last_state.get(rid))
+                && from != before
+            {
+                problems.push(format!(
+                    "event {} moved request {rid} from `{from}`, but its audited state was `{before}`: its state was changed outside airlock",
+                    e.seq
+                ));
+            }
+            last_state.insert(rid.clone(), to.to_string());
+        }
+        if let Some(sig) = d.get("signature").and_then(Value::as_str) {
+            recorded_sigs.insert(sig.to_string());
+        }
+    }
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, state FROM requests ORDER BY created_at")
+            .fetch_all(pool)
+            .await?;
+    for (id, state) in rows {
+        match last_state.get(&id) {
+            None => problems.push(format!("request {id} has no audit event: it was written into the queue directly")),
+            Some(s) if *s != state => problems.push(format!(
+                "request {id} is `{state}` but its last audited transition made it `{s}`: its state was changed outside airlock"
+            )),
+            Some(_) => {}
+        }
+    }
+    let sigs: Vec<(String, String)> = sqlx::query_as("SELECT request_id, signature FROM approvals")
+        .fetch_all(pool)
+        .await?;
+    for (rid, sig) in sigs {
+        if !recorded_sigs.contains(&sig) {
+            problems.push(format!(
+                "an approval of {rid} has no audit event: it was written into the queue directly"
+            ));
+        }
+    }
+    Ok(Report {
+        events: events.len(),
+        head: prev,
+        problems,
+    })
+}
