@@ -46,13 +46,26 @@ async def run(binary, policy, as_json):
             if not as_json:
                 print(f"connected to {init.server_info.name} {init.server_info.version} "
                       f"(MCP {init.protocol_version}); tools: {', '.join(report['tools'])}\n")
-            for name, args in CALLS:
+            async def call(name, args):
                 result = await session.call_tool(name, arguments=args)
                 body = result.structured_content or json.loads(text_of(result) or "{}")
                 report["calls"].append({"tool": name, "arguments": args, "is_error": bool(result.is_error),
                                         "body": body, "text": text_of(result)})
                 if not as_json:
                     show(name, args, bool(result.is_error), body)
+                return body
+
+            for name, args in CALLS:
+                await call(name, args)
+            # A destructive request: queued for a human, never run on the agent's say-so.
+            volumes = await call("list_volumes", {"environment": "staging", "states": ["available"]})
+            spare = next(v["id"] for v in volumes["items"] if not v["protected"])
+            protected = next(v["id"] for v in volumes["items"] if v["protected"])
+            req = await call("request_delete_volume", {"environment": "staging", "volume_id": spare,
+                                                       "reason": "scratch volume from last week's load test; no longer attached"})
+            await call("request_delete_volume", {"environment": "staging", "volume_id": protected,
+                                                 "reason": "free up space"})
+            await call("get_request", {"request_id": req["request_id"]})
     if as_json:
         json.dump(report, sys.stdout)
         print()
@@ -82,6 +95,12 @@ def show(name, args, is_error, body):
             print(f"    redacted: {body['redacted']['count']} secret(s): {', '.join(body['redacted']['kinds'])}")
         if body.get("note"):
             print(f"    note: {body['note']}")
+    elif name == "request_delete_volume":
+        print(f"<-- request {body['request_id']} is {body['state']}")
+        for step in body["what_happens_next"]:
+            print(f"    {step}")
+    elif name == "get_request":
+        print(f"<-- {body['request_id']}: {body['state']}; next: {body['next']}")
     if not is_error and body.get("scope"):
         s = body["scope"]
         print(f"    ran under a session policy allowing {s['actions']} on {s['resources']} ({s['rule']})")

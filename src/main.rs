@@ -9,7 +9,14 @@ mod cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_tracing();
+    // `serve` logs each AssumeRole at info (stderr is the client's log); the commands a person
+    // runs only log warnings unless asked, so their own output stays readable.
+    let serve = matches!(args.command, cli::Command::Serve(_));
+    cli::init_tracing(if serve {
+        "airlock=info,warn"
+    } else {
+        "airlock=warn"
+    });
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {

@@ -278,7 +278,11 @@ pub fn run(a: ApproveArgs) -> anyhow::Result<ExitCode> {
         } else {
             format!("{} approval recorded for {} ({count}/{}); it needs {} more approver(s).", r.id, trusted.name, rule.approvers, rule.approvers as i64 - count)
         };
-        t.say(&format!("{msg}\n"))?;
+        // The result goes to stdout (for scripts and logs), and to the terminal when stdout is
+        // somewhere else.
+        if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            t.say(&format!("{msg}\n"))?;
+        }
         println!("{msg}");
         Ok(ExitCode::SUCCESS)
     })

@@ -144,13 +144,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs go to stderr (stdout is the MCP stream), without colour, at the level from
-/// `AIRLOCK_LOG` or `RUST_LOG` (default: info for airlock, warnings for the rest).
-pub fn init_tracing() {
+/// `AIRLOCK_LOG` or `RUST_LOG` (else `default`).
+pub fn init_tracing(default: &str) {
     let filter = std::env::var("AIRLOCK_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "airlock=info,warn".into());
+        .unwrap_or_else(|_| default.into());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("airlock=info,warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

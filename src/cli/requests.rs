@@ -256,7 +256,7 @@ pub fn describe(v: &Value, config: &ConfigArgs) -> String {
     };
     out.push_str(&format!("backup      {backup}\n"));
     out.push_str(&format!(
-        "approvals   {} of {} ({} rule), cooldown {}\n",
+        "approvals   {} of {} ({}), cooldown {}\n",
         v["approvals"].as_array().map_or(0, |a| a.len()),
         v["approvals_required"],
         s("rule"),

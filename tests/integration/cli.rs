@@ -57,7 +57,11 @@ fn malformed_policy_names_line_and_column() {
     assert_eq!(code, 3);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], false);
-    assert_eq!(v["errors"].as_array().unwrap().len(), 3, "two rules with `nope`, one bad region");
+    assert_eq!(
+        v["errors"].as_array().unwrap().len(),
+        3,
+        "two rules with `nope`, one bad region"
+    );
 }
 
 #[test]

@@ -19,6 +19,7 @@ fn the_python_sdk_sees_the_same_server() {
         .arg("--json")
         .env_clear()
         .envs(moto.airlock_env(home.path()))
+        .env("AIRLOCK_DB", home.path().join("queue.db"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -58,8 +59,22 @@ fn the_python_sdk_sees_the_same_server() {
             ("read_logs", true),
             ("list_volumes", true),
             ("read_logs", true),
+            ("list_volumes", false),
+            ("request_delete_volume", false),
+            ("request_delete_volume", true),
+            ("get_request", false),
         ]
     );
+    let request = &calls[8]["body"];
+    assert_eq!(request["state"], "pending");
+    assert!(
+        calls[9]["body"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("protected")
+    );
+    assert_eq!(calls[10]["body"]["request_id"], request["request_id"]);
+    assert_eq!(calls[10]["body"]["state"], "pending");
     assert_eq!(
         calls[1]["body"]["count"], 3,
         "the three staging-tagged volumes"
