@@ -321,7 +321,10 @@ impl Engine {
         let mut input = aws::protocol::render_request(&d.arguments, args, env);
         input.insert("environment".into(), json!(env_name));
         let answer = Box::pin(self.call(&d.tool, &input, ctx)).await;
-        if answer.is_error {
+        let gone = answer.body["aws_code"]
+            .as_str()
+            .is_some_and(|c| d.not_found.iter().any(|n| n == c));
+        if answer.is_error && !gone {
             return Err(ToolAnswer::error(
                 "describe_failed",
                 format!(
@@ -624,6 +627,10 @@ fn failure_answer(e: CallError, tool: &ToolSpec, env: &Environment) -> ToolAnswe
     } else {
         "the call failed on the AWS side; it may succeed if retried later".to_string()
     };
+    let code = match &e {
+        CallError::Aws(AwsError::Service { code, .. }) => Some(code.clone()),
+        _ => None,
+    };
     ToolAnswer::error(
         if denied {
             "aws_access_denied"
@@ -631,6 +638,6 @@ fn failure_answer(e: CallError, tool: &ToolSpec, env: &Environment) -> ToolAnswe
             "aws_error"
         },
         e.to_string(),
-        json!({"what_you_can_do": hint}),
+        json!({"what_you_can_do": hint, "aws_code": code}),
     )
 }

@@ -127,6 +127,7 @@ pub struct DescribeSpec {
     pub tool: String,
     pub arguments: Map<String, Value>,
     pub unchanged: Vec<String>,
+    pub not_found: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -595,6 +596,7 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
                 .and_then(|v| v.as_object().cloned())
                 .unwrap_or_default(),
             unchanged: dd.unchanged.clone(),
+            not_found: dd.not_found.clone(),
         }
     });
     let backup = raw.backup.as_ref().map(|b| {

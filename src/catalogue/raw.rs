@@ -36,6 +36,9 @@ pub struct RawDescribe {
     /// Output fields that must be the same at execution as when the request was made.
     #[serde(default)]
     pub unchanged: Vec<String>,
+    /// Error codes of the describe call that mean the resource does not exist.
+    #[serde(default)]
+    pub not_found: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -656,7 +656,10 @@ impl Executor {
             req.id, spec.action, req.resource_id, sp.actions, sp.resources
         ));
         let already = match aws::call::fetch(&self.http, spec, None, env, args, &creds).await {
-            Ok(_) => false,
+            Ok(_) => {
+                fault_point("after-delete");
+                false
+            }
             Err(AwsError::Service { code, .. })
                 if spec.already_done.contains(&code) && req.phase == "delete_sent" =>
             {
@@ -687,8 +690,9 @@ fn short(h: &str) -> &str {
 }
 
 /// Fault injection for crash tests: `AIRLOCK_FAULT=kill-after-backup` makes the executor kill
-/// itself with SIGKILL right after the backup is recorded, before the action. It can only make
-/// the executor stop; it skips nothing.
+/// itself with SIGKILL right after the backup is recorded, before the action;
+/// `kill-after-delete` right after the action succeeded, before the outcome is recorded. It
+/// can only make the executor stop; it skips nothing.
 fn fault_point(name: &str) {
     if std::env::var("AIRLOCK_FAULT")
         .is_ok_and(|f| f.strip_prefix("kill-").is_some_and(|p| p == name))

@@ -550,6 +550,28 @@ async fn protected_resources_cannot_be_requested_approved_or_executed() {
         .call("request_delete_volume", json!({"environment": "staging", "volume_id": rig.moto.volume("prod_in_east"), "reason": "x"}))
         .await;
     assert!(a.is_error && a.text.contains("protected"), "{}", a.text);
+    // A rule that denies: refused at once, with the rule's reason, nothing queued.
+    let a = agent
+        .call(
+            "request_delete_volume",
+            json!({"environment": "prod", "volume_id": rig.moto.volume("prod_db"), "reason": "x"}),
+        )
+        .await;
+    assert!(a.is_error, "{}", a.text);
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("platform team's own change process"),
+        "{}",
+        a.text
+    );
+    let (_, out, _) = rig.cli(&["requests", "list", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&out).unwrap().len(),
+        0,
+        "a refused request was queued"
+    );
     // Tagged after approval, behind airlock's back: the executor looks again and refuses.
     let vol = rig.moto.volume("staging_api");
     let id = rig.request_delete(&agent, &vol).await;
@@ -678,6 +700,47 @@ async fn races_and_a_crash_between_backup_and_delete() {
         events.iter().filter(|e| *e == "delete_sent").count(),
         1,
         "{events:?}"
+    );
+    let (code, out) = rig.audit_verify();
+    assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_that_already_happened_is_recorded_as_done_once() {
+    let rig = Rig::new(short_cooldown);
+    let agent = rig.agent().await;
+    let key = rig.approver("alice", true);
+    let vol = rig.moto.volume("staging_api");
+    let id = rig.request_delete(&agent, &vol).await;
+    assert_eq!(rig.approve(&id, &key, &vol, PASS, None).0, 0);
+    let due =
+        airlock::timefmt::parse_instant_ms(rig.show(&id)["not_before"].as_str().unwrap()).unwrap();
+    while airlock::timefmt::now_ms() < due {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Killed after DeleteVolume succeeded, before the outcome was written.
+    let (code, out, err) = rig.executor_once(&[("AIRLOCK_FAULT", "kill-after-delete")]);
+    assert_eq!(code, -1, "the executor was not killed: {out}{err}");
+    assert!(!rig.volume_exists(&vol));
+    assert_eq!(rig.state(&id), "executing");
+    // The restart finds the volume gone after its own attempt: done, not failed.
+    let (code, out, err) = rig.executor_once(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v = rig.show(&id);
+    assert_eq!(v["state"], "executed", "{v}");
+    assert!(
+        v["outcome"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("already gone after this request's own earlier attempt"),
+        "{v}"
+    );
+    assert_eq!(
+        rig.aws(&["snapshots", "us-east-1", &vol])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
     );
     let (code, out) = rig.audit_verify();
     assert_eq!(code, 0, "{out}");
