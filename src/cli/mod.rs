@@ -145,12 +145,40 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Logs go to stderr (stdout is the MCP stream), without colour, at the level from
 /// `AIRLOCK_LOG` or `RUST_LOG` (else `default`).
+///
+/// Whatever the level asked for, the HTTP, TLS and AWS signing crates stay at `info` or less:
+/// at debug and trace they print requests, headers and canonical requests, which carry session
+/// tokens. Secrets must not reach a log even at trace level.
 pub fn init_tracing(default: &str) {
-    let filter = std::env::var("AIRLOCK_LOG")
+    const CAPS: &[&str] = &[
+        "aws_sigv4=off",
+        "aws_smithy_runtime=info",
+        "aws_smithy_runtime_api=info",
+        "aws_smithy_http_client=info",
+        "aws_smithy_types=info",
+        "aws_sdk_sts=info",
+        "aws_config=info",
+        "aws_credential_types=info",
+        "hyper=info",
+        "hyper_util=info",
+        "reqwest=info",
+        "h2=info",
+        "rustls=info",
+        "sqlx=warn",
+    ];
+    let asked = std::env::var("AIRLOCK_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = |base: &str| {
+        let mut f = tracing_subscriber::EnvFilter::try_new(base)?;
+        for cap in CAPS {
+            f = f.add_directive(cap.parse()?);
+        }
+        Ok::<_, Box<dyn std::error::Error>>(f)
+    };
+    let filter = filter(&asked)
+        .or_else(|_| filter(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

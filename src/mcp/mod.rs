@@ -6,6 +6,7 @@
 //! stdout belongs to the protocol: nothing in this module prints.
 
 pub mod access;
+pub mod transport;
 
 use std::sync::Arc;
 
@@ -66,7 +67,26 @@ impl AirlockServer {
 
     /// Serve MCP over stdin/stdout until the client goes away.
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
-        let running = self.serve(rmcp::transport::stdio()).await?;
+        use rmcp::service::ServerInitializeError as E;
+        let running = match self.serve(transport::guarded_stdio()).await {
+            Ok(r) => r,
+            // The client went away before the handshake: nothing to do, not an error.
+            Err(E::ConnectionClosed(_)) => {
+                tracing::info!("the client closed stdin before initialize");
+                return Ok(());
+            }
+            // Never echo the client's message back: it can be arbitrarily large.
+            Err(E::ExpectedInitializeRequest(_)) => {
+                anyhow::bail!(
+                    "the client's first message was not `initialize`; MCP starts with initialize"
+                )
+            }
+            Err(e) => {
+                let mut msg = e.to_string();
+                msg.truncate(500);
+                anyhow::bail!("MCP handshake failed: {msg}")
+            }
+        };
         let reason = running.waiting().await?;
         tracing::info!(?reason, "MCP session ended");
         Ok(())

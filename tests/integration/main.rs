@@ -5,7 +5,9 @@ mod util;
 
 mod broker;
 mod cli;
+mod leaks;
 mod mcp_stdio;
+mod protocol;
 mod python_client;
 mod queue_flow;
 mod scope_proofs;

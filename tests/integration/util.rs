@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -189,22 +188,18 @@ pub fn airlock(args: &[&str], env: &[(String, String)]) -> (i32, String, String)
             });
         }
     }
-    let mut child = cmd.spawn().expect("spawn airlock");
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
+    // Read both pipes to the end together: a child filling one while we wait on the other
+    // would block forever.
+    let out = cmd
+        .spawn()
+        .expect("spawn airlock")
+        .wait_with_output()
         .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = child.wait().unwrap();
+    let status = out.status;
+    let (out, err) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
     (status.code().unwrap_or(-1), out, err)
 }
 
