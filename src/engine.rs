@@ -104,7 +104,9 @@ pub struct Engine {
     pub policy: Arc<Policy>,
     pub catalogue: Arc<Catalogue>,
     pub broker: Arc<dyn CredentialBroker>,
-    http: reqwest::Client,
+    /// Built on first use: building it loads the TLS root certificates (hundreds of files),
+    /// which would otherwise sit between spawn and the `initialize` answer.
+    http: std::sync::OnceLock<reqwest::Client>,
     /// The queue file, opened on first use (so start-up stays fast for read-only sessions).
     db_path: Option<PathBuf>,
     queue: tokio::sync::OnceCell<Arc<Queue>>,
@@ -146,7 +148,7 @@ impl Engine {
             policy,
             catalogue,
             broker,
-            http: aws::call::http_client(),
+            http: std::sync::OnceLock::new(),
             db_path: None,
             queue: tokio::sync::OnceCell::new(),
         }
@@ -521,7 +523,7 @@ impl Engine {
             })
             .await?;
         let fetched = aws::call::fetch(
-            &self.http,
+            self.http.get_or_init(aws::call::http_client),
             spec,
             tool.output.items.as_deref(),
             env,

@@ -112,15 +112,24 @@ impl ConfigArgs {
     pub fn load(&self) -> Result<Config, SourceErrors> {
         // The policy may name the tools folder, and its rules are checked against the
         // catalogue: read it once for the folder, then validate it for real.
+        let text = std::fs::read_to_string(&self.policy).map_err(|e| {
+            SourceErrors::from(airlock::source::SourceError {
+                path: self.policy.clone(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the policy: {e}"),
+            })
+        })?;
+        let file = airlock::source::SourceFile::new(&self.policy, text);
         let tools_dir = match &self.tools {
             Some(t) => Some(t.clone()),
-            None => Policy::load(&self.policy, None)?.tools_dir,
+            None => Policy::parse(&file, None)?.tools_dir,
         };
         let catalogue = match tools_dir {
             Some(d) => Catalogue::load_dir(&d)?,
             None => Catalogue::builtin()?,
         };
-        let policy = Policy::load(&self.policy, Some(&catalogue))?;
+        let policy = Policy::parse(&file, Some(&catalogue))?;
         Ok(Config {
             policy: Arc::new(policy),
             catalogue: Arc::new(catalogue),

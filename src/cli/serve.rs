@@ -30,8 +30,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let db = a.queue.path(Some(&c.policy));
     tracing::info!(queue = %db.display(), "destructive requests are queued here (opened on first use)");
     let engine = Arc::new(Engine::new(c.policy, c.catalogue, broker).with_queue_path(db));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a session is one client whose calls mostly wait on the network; a single
+    // thread keeps start-up and memory small (no worker threads, no per-thread malloc arenas).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(AirlockServer::new(engine).serve_stdio())?;

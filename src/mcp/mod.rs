@@ -24,11 +24,16 @@ use crate::engine::{CallContext, Engine};
 
 pub const INSTRUCTIONS: &str = "airlock gives you typed, scoped infrastructure tools. You never hold a cloud credential and must not look for one (in files, environment variables, or elsewhere): every call here runs under credentials minted for that one call. If a call is refused, the result says why and what you may do instead; call describe_access to see what you may do where. Destructive changes are requests that a human approves.";
 
+/// At most this many tool calls run at once per session; more wait their turn. It bounds memory
+/// under a burst and the load one agent can put on the AWS endpoints.
+pub const MAX_CONCURRENT_CALLS: usize = 32;
+
 #[derive(Clone)]
 pub struct AirlockServer {
     engine: Arc<Engine>,
     tools: Arc<Vec<Tool>>,
     session_id: String,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl AirlockServer {
@@ -58,6 +63,7 @@ impl AirlockServer {
             engine,
             tools: Arc::new(tools),
             session_id: uuid::Uuid::new_v4().simple().to_string(),
+            permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
         }
     }
 
@@ -133,9 +139,15 @@ impl ServerHandler for AirlockServer {
             ));
         }
         let args: Map<String, Value> = request.arguments.clone().unwrap_or_default();
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ErrorData::internal_error("shutting down", None))?;
         let answer = self.engine.call(&request.name, &args, &ctx).await;
         tracing::info!(tool = %request.name, is_error = answer.is_error, client = %ctx.client_name, "tool call");
-        let text = serde_json::to_string_pretty(&answer.body).unwrap_or_default();
+        // Compact: the model reads JSON as well either way, and this is on every call.
+        let text = serde_json::to_string(&answer.body).unwrap_or_default();
         let mut result = if answer.is_error {
             CallToolResult::error(vec![ContentBlock::text(text)])
         } else {

@@ -151,7 +151,39 @@ impl Queue {
         )
         .await?;
         tx.commit().await?;
-        self.get(&id).await
+        // Built from what was written rather than read back: one query less per request.
+        Ok(Request {
+            id,
+            tool: r.call.tool.clone(),
+            environment: r.call.environment.clone(),
+            account: r.call.account.clone(),
+            region: r.call.region.clone(),
+            resource_id: r.resource_id.clone(),
+            resource_arn: r.call.resource_arn.clone(),
+            call_json,
+            call_hash: hash,
+            policy_hash: r.policy_hash.clone(),
+            rule: r.rule.clone(),
+            approvers_required: r.approvers_required,
+            cooldown_ms: r.cooldown_ms,
+            reason: r.reason.clone(),
+            client_name: r.client_name.clone(),
+            client_version: r.client_version.clone(),
+            session_id: r.session_id.clone(),
+            resource_json: r.resource_json.clone(),
+            state: State::Pending.as_str().into(),
+            created_at: now,
+            updated_at: now,
+            expires_at: now + r.ttl_ms,
+            not_before: None,
+            lease_owner: None,
+            lease_until: None,
+            attempts: 0,
+            phase: String::new(),
+            backup_id: None,
+            backup_copy_id: None,
+            outcome: None,
+        })
     }
 
     pub async fn get(&self, id: &str) -> Result<Request, QueueError> {
