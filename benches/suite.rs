@@ -154,19 +154,6 @@ async fn startup(
     (init, list, tools)
 }
 
-fn policy_text_with_endpoint(moto: &Moto) -> String {
-    std::fs::read_to_string(repo().join("policy.toml"))
-        .unwrap()
-        .replace(
-            "\nregion = \"us-east-1\"",
-            &format!("\nregion = \"us-east-1\"\nendpoint = \"{}\"", moto.url),
-        )
-        .replace(
-            "\nregion = \"us-west-2\"",
-            &format!("\nregion = \"us-west-2\"\nendpoint = \"{}\"", moto.url),
-        )
-}
-
 struct Row {
     what: String,
     figure: String,
@@ -305,7 +292,7 @@ async fn main() {
         }
         s.close().await;
         // Direct: the same signed request to the same endpoint, same data, in-process.
-        let text = policy_text_with_endpoint(&moto);
+        let text = util::policy_text_with_endpoint(&moto.url);
         let cat = Catalogue::builtin().unwrap();
         let pol = Policy::parse(&SourceFile::new("policy.toml", text), Some(&cat)).unwrap();
         let spec_tool = cat.get(tool).unwrap();
@@ -377,7 +364,7 @@ async fn main() {
 
     // 3. STS economy: a realistic mix, concurrent callers, counted in the broker.
     {
-        let text = policy_text_with_endpoint(&moto);
+        let text = util::policy_text_with_endpoint(&moto.url);
         let cat = Catalogue::builtin().unwrap();
         let pol = Policy::parse(&SourceFile::new("policy.toml", text), Some(&cat)).unwrap();
         let (kid, sec) = moto.broker_key();

@@ -11,20 +11,11 @@ use airlock::source::SourceFile;
 use aws_credential_types::Credentials;
 use serde_json::json;
 
-use crate::util::{Moto, repo};
+use crate::util::{Moto, policy_text_with_endpoint};
 
 fn engine(moto: &Moto) -> (Arc<Engine>, Arc<StsBroker>) {
     // The endpoint comes from the policy (no process-wide environment variables in tests).
-    let text = std::fs::read_to_string(repo().join("policy.toml"))
-        .unwrap()
-        .replace(
-            "\nregion = \"us-east-1\"",
-            &format!("\nregion = \"us-east-1\"\nendpoint = \"{}\"", moto.url),
-        )
-        .replace(
-            "\nregion = \"us-west-2\"",
-            &format!("\nregion = \"us-west-2\"\nendpoint = \"{}\"", moto.url),
-        );
+    let text = policy_text_with_endpoint(&moto.url);
     let catalogue = Catalogue::builtin().unwrap();
     let policy = Policy::parse(&SourceFile::new("policy.toml", text), Some(&catalogue)).unwrap();
     let (k, s) = moto.broker_key();

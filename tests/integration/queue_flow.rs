@@ -221,6 +221,17 @@ impl Rig {
         (code, seen)
     }
 
+    /// Wait (with a deadline) until an approved request's signed cooldown has passed.
+    pub fn wait_until_due(&self, id: &str) {
+        let due = airlock::timefmt::parse_instant_ms(self.show(id)["not_before"].as_str().unwrap())
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while airlock::timefmt::now_ms() < due {
+            assert!(Instant::now() < deadline, "{id} never became due");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Run the executor until the request leaves `approved`/`executing` (it becomes due when
     /// its cooldown ends). Waits for an event, with a deadline; asserts no timing.
     pub fn execute_when_due(&self, id: &str) -> Value {
@@ -629,13 +640,7 @@ async fn races_and_a_crash_between_backup_and_delete() {
     );
 
     // Two executors against one due request: one deletion, one snapshot.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while airlock::timefmt::now_ms()
-        < airlock::timefmt::parse_instant_ms(v["not_before"].as_str().unwrap()).unwrap()
-    {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    rig.wait_until_due(&id);
     let (o1, o2) = std::thread::scope(|s| {
         let h1 = s.spawn(|| rig.executor_once(&[]));
         let h2 = s.spawn(|| rig.executor_once(&[]));
@@ -663,11 +668,7 @@ async fn races_and_a_crash_between_backup_and_delete() {
         rig.approve(&id2, &bob, &v2, PASS, None),
     );
     assert_eq!((r1.0, r2.0), (0, 0));
-    let due =
-        airlock::timefmt::parse_instant_ms(rig.show(&id2)["not_before"].as_str().unwrap()).unwrap();
-    while airlock::timefmt::now_ms() < due {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    rig.wait_until_due(&id2);
     let (code, out, err) = rig.executor_once(&[("AIRLOCK_FAULT", "kill-after-backup")]);
     assert_eq!(code, -1, "the executor was not killed: {out}{err}");
     let mid = rig.show(&id2);
@@ -713,11 +714,7 @@ async fn a_delete_that_already_happened_is_recorded_as_done_once() {
     let vol = rig.moto.volume("staging_api");
     let id = rig.request_delete(&agent, &vol).await;
     assert_eq!(rig.approve(&id, &key, &vol, PASS, None).0, 0);
-    let due =
-        airlock::timefmt::parse_instant_ms(rig.show(&id)["not_before"].as_str().unwrap()).unwrap();
-    while airlock::timefmt::now_ms() < due {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    rig.wait_until_due(&id);
     // Killed after DeleteVolume succeeded, before the outcome was written.
     let (code, out, err) = rig.executor_once(&[("AIRLOCK_FAULT", "kill-after-delete")]);
     assert_eq!(code, -1, "the executor was not killed: {out}{err}");
@@ -766,11 +763,7 @@ async fn only_the_executor_credential_can_delete() {
     let id = rig.request_delete(&agent, &vol).await;
     let key = rig.approver("alice", true);
     assert_eq!(rig.approve(&id, &key, &vol, PASS, None).0, 0);
-    let due =
-        airlock::timefmt::parse_instant_ms(rig.show(&id)["not_before"].as_str().unwrap()).unwrap();
-    while airlock::timefmt::now_ms() < due {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    rig.wait_until_due(&id);
     let mut env = rig.moto.airlock_env(rig.dir.path());
     env.extend(rig.cli_env());
     let (code, out, err) = airlock(&["executor", "--once"], &env);

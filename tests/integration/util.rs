@@ -210,3 +210,18 @@ pub fn policy_with(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
     std::fs::write(&p, edit(text)).unwrap();
     p
 }
+
+/// The repository's policy with every environment pointed at `url` (for in-process engines,
+/// which must not set process-wide environment variables).
+pub fn policy_text_with_endpoint(url: &str) -> String {
+    std::fs::read_to_string(repo().join("policy.toml"))
+        .unwrap()
+        .replace(
+            "\nregion = \"us-east-1\"",
+            &format!("\nregion = \"us-east-1\"\nendpoint = \"{url}\""),
+        )
+        .replace(
+            "\nregion = \"us-west-2\"",
+            &format!("\nregion = \"us-west-2\"\nendpoint = \"{url}\""),
+        )
+}
