@@ -21,7 +21,8 @@ const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 const URL_TOKEN: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/";
 const JWT: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 const PASSWORD: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%";
-const URL_PASSWORD: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%^*@";
+const URL_PASSWORD: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%^*@";
 const SLACK: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-";
 /// Separators around the embedded secret: none of them joins a word or a base64 run.
 const SEPARATORS: &[u8] = b" \n\t,;\"'()<>|";
@@ -129,7 +130,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let (before, after) = text.split_at(at);
     let sep = |b: u8| SEPARATORS[b as usize % SEPARATORS.len()] as char;
-    let input = format!("{before}{}{context}{}{after}", sep(header[1]), sep(header[2]));
+    let input = format!(
+        "{before}{}{context}{}{after}",
+        sep(header[1]),
+        sep(header[2])
+    );
     let (out, markers) = check_bounds(r, &input);
     assert!(markers >= 1, "nothing redacted in {input:?}");
     // The redactor only removes text and writes markers (which hold no secret), so any copy

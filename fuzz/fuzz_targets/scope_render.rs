@@ -43,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
         let sp = match render(&tool, &env, &args) {
             Ok(sp) => sp,
             Err(ScopeError::MissingArgument(a)) => {
-                panic!("validated arguments of {} lack `{a}` for a resource template", tool.name)
+                panic!(
+                    "validated arguments of {} lack `{a}` for a resource template",
+                    tool.name
+                )
             }
             // Refusals (too large, a value an ARN cannot carry) are not output.
             Err(_) => continue,
@@ -58,13 +61,23 @@ fuzz_target!(|data: &[u8]| {
             .into_iter()
             .collect();
         assert_eq!(sp.actions, want);
-        assert!(sp.actions.iter().all(|a| !a.contains('*') && !a.contains('?')));
+        assert!(
+            sp.actions
+                .iter()
+                .all(|a| !a.contains('*') && !a.contains('?'))
+        );
 
         // Resources: exactly the filled templates.
         let want: Vec<String> = aws
             .resources
             .iter()
-            .map(|t| if t == "*" { "*".to_string() } else { fill(t, &env, &args) })
+            .map(|t| {
+                if t == "*" {
+                    "*".to_string()
+                } else {
+                    fill(t, &env, &args)
+                }
+            })
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -77,7 +90,10 @@ fuzz_target!(|data: &[u8]| {
             }
             assert!(r.starts_with(&format!("arn:{}:", env.partition)), "{r}");
             let body = r.strip_suffix(":*").unwrap_or(r);
-            assert!(!body.contains('*') && !body.contains('?'), "wildcard in {r}");
+            assert!(
+                !body.contains('*') && !body.contains('?'),
+                "wildcard in {r}"
+            );
             assert!(!body.contains("${"), "unfilled placeholder in {r}");
         }
         // Every resource argument a template uses appears verbatim in a resource.
@@ -86,8 +102,14 @@ fuzz_target!(|data: &[u8]| {
             if !aws.resources.iter().any(|t| t.contains(&placeholder)) {
                 continue;
             }
-            let v = args[&a.name].as_str().expect("a resource argument in an ARN is a string");
-            assert!(sp.resources.iter().any(|r| r.contains(v)), "{v:?} not in {:?}", sp.resources);
+            let v = args[&a.name]
+                .as_str()
+                .expect("a resource argument in an ARN is a string");
+            assert!(
+                sp.resources.iter().any(|r| r.contains(v)),
+                "{v:?} not in {:?}",
+                sp.resources
+            );
         }
 
         // The document itself.
@@ -99,9 +121,15 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(st[0]["Effect"], "Allow");
         assert_eq!(st[0]["Action"], json!(sp.actions));
         assert_eq!(st[0]["Resource"], json!(sp.resources));
-        assert_eq!(st[0]["Condition"], json!({"StringEquals": {"aws:RequestedRegion": env.region}}));
+        assert_eq!(
+            st[0]["Condition"],
+            json!({"StringEquals": {"aws:RequestedRegion": env.region}})
+        );
         assert!(st[0].as_object().unwrap().keys().all(|k| {
-            matches!(k.as_str(), "Sid" | "Effect" | "Action" | "Resource" | "Condition")
+            matches!(
+                k.as_str(),
+                "Sid" | "Effect" | "Action" | "Resource" | "Condition"
+            )
         }));
     }
 });

@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         for k in args.keys() {
-            assert!(tool.argument(k).is_some(), "`{k}` is not an argument of {}", tool.name);
+            assert!(
+                tool.argument(k).is_some(),
+                "`{k}` is not an argument of {}",
+                tool.name
+            );
         }
         for a in &tool.arguments {
             if a.required {
@@ -25,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
                 && let Some(v) = args.get(&a.name)
             {
                 let v = v.as_str().expect("an environment is a string");
-                assert!(ENVIRONMENTS.contains(&v), "unknown environment {v:?} accepted");
+                assert!(
+                    ENVIRONMENTS.contains(&v),
+                    "unknown environment {v:?} accepted"
+                );
             }
         }
         if let Some(tr) = &tool.time_range {

@@ -157,10 +157,13 @@ pub fn validate(
             .get(&tr.end)
             .and_then(Value::as_i64)
             .unwrap_or_else(now_ms);
+        // Saturating: spans are bounded when the tool file is loaded, but arithmetic on what a
+        // caller sends must never overflow; the start of time is 1970.
+        let span_ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let start = out
             .get(&tr.start)
             .and_then(Value::as_i64)
-            .unwrap_or(end - tr.default_span.as_millis() as i64);
+            .unwrap_or_else(|| end.saturating_sub(span_ms(tr.default_span)).max(0));
         if start >= end {
             return Err(err(
                 &tr.start,
@@ -170,8 +173,8 @@ pub fn validate(
                 ),
             ));
         }
-        let max = tr.max_span.as_millis() as i64;
-        if end - start > max {
+        let max = span_ms(tr.max_span);
+        if end.saturating_sub(start) > max {
             return Err(err(
                 &tr.start,
                 format!(

@@ -222,6 +222,8 @@ const DEFAULT_MAX_BYTES: usize = 64 * 1024;
 const MAX_ITEMS_CEILING: usize = 10_000;
 const MAX_BYTES_CEILING: usize = 1024 * 1024;
 const MAX_PAGES_CEILING: u32 = 100;
+/// The longest time range a tool may allow.
+const MAX_TIME_SPAN: Duration = Duration::from_secs(366 * 24 * 3600);
 
 impl Catalogue {
     /// The built-in tools.
@@ -438,6 +440,15 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
         let default_span = parse_duration(&t.default_span)
             .map_err(|e| errs.push(f.error(Some(span.clone()), e)))
             .ok();
+        if let (Some(max), Some(default)) = (max_span, default_span)
+            && (max > MAX_TIME_SPAN || default > max)
+        {
+            errs.push(f.error(
+                Some(span.clone()),
+                "time_range spans must satisfy default_span <= max_span <= 366d",
+            ));
+            ok = false;
+        }
         match (ok, max_span, default_span) {
             (true, Some(max_span), Some(default_span)) => Some(TimeRange {
                 start: t.start.clone(),

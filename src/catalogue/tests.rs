@@ -196,3 +196,38 @@ fn aws_tool_needs_an_environment_argument() {
         "{errs}"
     );
 }
+
+/// Found by fuzzing (tool_parse): a huge default_span overflowed the start-time arithmetic.
+#[test]
+fn oversized_time_spans_are_refused_and_validation_never_overflows() {
+    let text = r#"
+name = "t"
+description = "d"
+risk = "read"
+handler = "describe_access"
+[[arguments]]
+name = "from"
+type = "timestamp"
+description = "s"
+[[arguments]]
+name = "to"
+type = "timestamp"
+description = "e"
+[time_range]
+start = "from"
+end = "to"
+max_span = "1d"
+default_span = "9223372036854776s"
+"#;
+    let errs = parse(text).unwrap_err().to_string();
+    assert!(errs.contains("default_span <= max_span <= 366d"), "{errs}");
+    // A call ending at the epoch: the default start clamps to 1970 instead of going negative.
+    let c = Catalogue::builtin().unwrap();
+    let t = c.get("read_logs").unwrap();
+    let input = json!({"environment": "staging", "log_group": "a", "end_time": 0});
+    let r = args::validate(t, input.as_object().unwrap(), &["staging"]);
+    assert!(r.is_err(), "an empty range at the epoch is refused: {r:?}");
+    let input = json!({"environment": "staging", "log_group": "a", "end_time": 1000});
+    let a = args::validate(t, input.as_object().unwrap(), &["staging"]).unwrap();
+    assert_eq!(a["start_time"], json!(0));
+}

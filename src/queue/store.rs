@@ -393,9 +393,11 @@ impl Queue {
         now: i64,
     ) -> Result<Option<Request>, QueueError> {
         let candidates: Vec<(String, String, Option<String>, Option<i64>)> = sqlx::query_as(
-            "SELECT id, state, lease_owner, lease_until FROM requests
-             WHERE (state = 'approved' AND not_before <= ? AND expires_at > ?) OR state = 'executing'
-             ORDER BY not_before",
+            "SELECT * FROM (SELECT id, state, lease_owner, lease_until FROM requests
+                 WHERE state = 'approved' AND not_before <= ? AND expires_at > ?
+                 ORDER BY not_before LIMIT 32)
+             UNION ALL
+             SELECT id, state, lease_owner, lease_until FROM requests WHERE state = 'executing'",
         )
         .bind(now)
         .bind(now)
