@@ -166,7 +166,9 @@ async fn main() {
     // `cargo bench` passes --bench. `cargo test --all-targets` runs this target without it:
     // there, only check that it starts (the suite takes minutes and writes docs/).
     if !std::env::args().any(|a| a == "--bench") {
-        println!("benches/suite.rs: run it with `scripts/bench` (cargo bench); skipped under cargo test");
+        println!(
+            "benches/suite.rs: run it with `scripts/bench` (cargo bench); skipped under cargo test"
+        );
         return;
     }
     let q = quick();
