@@ -24,7 +24,7 @@ use crate::catalogue::args::Args;
 use crate::catalogue::{AwsSpec, BackupKind, Catalogue, Protocol, Risk, ToolSpec};
 use crate::credentials::{CredentialBroker, ScopeRequest};
 use crate::engine::{CallContext, Engine};
-use crate::policy::{Decision, Environment, Policy};
+use crate::policy::{Decision, Environment, Policy, Rule};
 use crate::queue::{ClaimOwner, Queue, Request, State};
 use crate::scope::{self, SessionPolicy};
 use crate::timefmt::now_ms;
@@ -207,8 +207,8 @@ impl Executor {
     }
 
     async fn execute(&self, req: &Request) -> Result<Done, Refuse> {
-        let (tool, args, env) = self.verify_call(req)?;
-        let due = self.verify_approvals(req, &tool, &args).await?;
+        let (tool, args, env, rule) = self.verify_call(req)?;
+        let due = self.verify_approvals(req, &rule).await?;
         if due > now_ms() {
             return Ok(Done::NotDue(due));
         }
@@ -239,7 +239,10 @@ impl Executor {
 
     /// The stored call is intact, names a destructive tool of the catalogue, and the policy is
     /// the one it was requested (and approved) under.
-    fn verify_call(&self, req: &Request) -> Result<(Arc<ToolSpec>, Args, Environment), Refuse> {
+    fn verify_call(
+        &self,
+        req: &Request,
+    ) -> Result<(Arc<ToolSpec>, Args, Environment, Rule), Refuse> {
         if !req.call_intact() {
             return Err(Refuse("the stored call does not match its hash: the request was altered after it was made".into()));
         }
@@ -308,23 +311,16 @@ impl Executor {
                 "the call's resource does not match the resource it was approved for".into(),
             ));
         }
-        Ok((tool, plan.arguments, env))
+        let rule = plan
+            .verdict
+            .rule
+            .ok_or_else(|| Refuse("an approval decision without a rule".into()))?;
+        Ok((tool, plan.arguments, env, rule))
     }
 
     /// Enough distinct trusted approvers signed this exact request, call and policy, each with
     /// at least the rule's cooldown. Returns when it is due (the latest signed not-before).
-    async fn verify_approvals(
-        &self,
-        req: &Request,
-        tool: &ToolSpec,
-        args: &Args,
-    ) -> Result<i64, Refuse> {
-        let input: Map<String, Value> = args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let (_, plan) = self
-            .engine
-            .plan(&tool.name, &input)
-            .map_err(|e| Refuse(e.to_string()))?;
-        let rule = plan.verdict.rule.ok_or_else(|| Refuse("no rule".into()))?;
+    async fn verify_approvals(&self, req: &Request, rule: &Rule) -> Result<i64, Refuse> {
         let cooldown = rule.cooldown.as_millis() as i64;
         let approvals = self
             .queue
