@@ -3,13 +3,12 @@
 //! planted secrets in the logs. Afterwards none of them appears in any tool result, stdout,
 //! stderr, the audit log, or the SQLite file.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::queue_flow::{PASS, Rig};
-use crate::util::{airlock, airlock_bin, repo, venv_bin};
+use crate::util::{airlock, run_demo_client};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_secret_leaves_the_process_even_at_trace_level() {
@@ -21,31 +20,14 @@ async fn nothing_secret_leaves_the_process_even_at_trace_level() {
     let mut env = rig.moto.airlock_env(rig.dir.path());
     env.push(("AIRLOCK_DB".into(), rig.db.display().to_string()));
     env.push(trace.clone());
-    let out = Command::new(venv_bin("python"))
-        .arg(repo().join("scripts/demo_client.py"))
-        .arg(airlock_bin())
-        .arg(&rig.policy)
-        .arg("--json")
-        .env_clear()
-        .envs(env)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let (stdout, stderr) = run_demo_client(&rig.policy, &env);
     assert!(
         stderr.contains("TRACE") || stderr.contains("DEBUG"),
         "the server did not log at trace level"
     );
-    seen.push((
-        "demo stdout (every tool result)".into(),
-        String::from_utf8_lossy(&out.stdout).into(),
-    ));
+    seen.push(("demo stdout (every tool result)".into(), stdout.clone()));
     seen.push(("serve stderr at trace".into(), stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_str(&stdout).unwrap();
     let id = report["calls"]
         .as_array()
         .unwrap()

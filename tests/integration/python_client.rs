@@ -1,30 +1,21 @@
 //! An independent MCP client: the official Python SDK (scripts/demo_client.py, the same client
 //! the demo uses) drives the real binary against moto.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 use crate::mcp_stdio::assert_no_credentials;
-use crate::util::{Moto, airlock_bin, repo, venv_bin};
+use crate::util::{Moto, repo, run_demo_client};
 
 #[test]
 fn the_python_sdk_sees_the_same_server() {
     let moto = Moto::start();
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(venv_bin("python"))
-        .arg(repo().join("scripts/demo_client.py"))
-        .arg(airlock_bin())
-        .arg(repo().join("policy.toml"))
-        .arg("--json")
-        .env_clear()
-        .envs(moto.airlock_env(home.path()))
-        .env("AIRLOCK_DB", home.path().join("queue.db"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut env = moto.airlock_env(home.path());
+    env.push((
+        "AIRLOCK_DB".into(),
+        home.path().join("queue.db").display().to_string(),
+    ));
+    let (stdout, stderr) = run_demo_client(&repo().join("policy.toml"), &env);
     let r: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["server"]["name"], "airlock");
     assert_eq!(r["server"]["version"], env!("CARGO_PKG_VERSION"));

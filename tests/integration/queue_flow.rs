@@ -249,6 +249,14 @@ impl Rig {
     }
 }
 
+/// The request's recorded outcome says why it failed.
+pub fn assert_failed_because(v: &Value, why: &str) {
+    let err = v["outcome"]["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error outcome: {v}"));
+    assert!(err.contains(why), "{v}");
+}
+
 /// A command in a real pseudo-terminal (its controlling terminal).
 pub fn pty(args: &[&str], env: &[(String, String)]) -> rexpect::session::PtySession {
     let mut cmd = Command::new(airlock_bin());
@@ -462,13 +470,7 @@ async fn the_agents_shortcuts_to_approval_all_fail() {
     assert_eq!(rig.state(&id), "approved");
     let done = rig.execute_when_due(&id);
     assert_eq!(done["state"], "failed", "{done}");
-    assert!(
-        done["outcome"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("not in the trust file"),
-        "{done}"
-    );
+    assert_failed_because(&done, "not in the trust file");
     assert!(rig.volume_exists(&vol));
 
     // Writing `approved` straight into the SQLite file.
@@ -590,13 +592,7 @@ async fn protected_resources_cannot_be_requested_approved_or_executed() {
     rig.aws(&["tag", &vol, "env", "prod"]);
     let done = rig.execute_when_due(&id);
     assert_eq!(done["state"], "failed");
-    assert!(
-        done["outcome"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("is protected now"),
-        "{done}"
-    );
+    assert_failed_because(&done, "is protected now");
     assert!(rig.volume_exists(&vol));
     // A forged pending request for a protected volume: approve refuses before any prompt.
     let v2 = rig.moto.volume("staging_web");

@@ -225,3 +225,20 @@ pub fn policy_text_with_endpoint(url: &str) -> String {
             &format!("\nregion = \"us-west-2\"\nendpoint = \"{url}\""),
         )
 }
+
+/// Run scripts/demo_client.py (the official Python MCP SDK) in `--json` mode against the real
+/// binary with `policy`; it must succeed. Returns (stdout, stderr).
+pub fn run_demo_client(policy: &Path, env: &[(String, String)]) -> (String, String) {
+    let out = Command::new(venv_bin("python"))
+        .arg(repo().join("scripts/demo_client.py"))
+        .arg(airlock_bin())
+        .arg(policy)
+        .arg("--json")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+}
