@@ -7,7 +7,9 @@
 //! the engine has one path for every tool.
 
 pub mod args;
+pub mod doc;
 pub mod raw;
+pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -79,6 +81,8 @@ pub struct ToolSpec {
     /// Destructive tools: how the resource is looked at, and the backup before the action.
     pub describe: Option<DescribeSpec>,
     pub backup: Option<BackupKind>,
+    /// Why a `kind = "none"` backup is enough (the file's `none_reason`).
+    pub backup_note: Option<String>,
 }
 
 impl ToolSpec {
@@ -270,6 +274,15 @@ impl Catalogue {
     }
 
     pub fn from_files(files: Vec<SourceFile>) -> Result<Self, SourceErrors> {
+        Self::from_files_with(files, None)
+    }
+
+    /// Validate `files` as a set; a `[describe]` tool not among them may come from `context`
+    /// (`airlock tools check FILE` checks a new file against the configured catalogue).
+    pub fn from_files_with(
+        files: Vec<SourceFile>,
+        context: Option<&Catalogue>,
+    ) -> Result<Self, SourceErrors> {
         let mut tools = BTreeMap::new();
         let mut errors = Vec::new();
         for f in &files {
@@ -297,7 +310,10 @@ impl Catalogue {
                 continue;
             };
             if let Some(d) = &t.describe {
-                match tools.get(&d.tool) {
+                match tools
+                    .get(&d.tool)
+                    .or_else(|| context.and_then(|c| c.get(&d.tool)))
+                {
                     Some(dt) if dt.risk == Risk::Read && dt.aws().is_some() => {}
                     _ => errors.push(f.error(
                         None,
@@ -667,6 +683,10 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
         path: f.path.clone(),
         describe,
         backup,
+        backup_note: raw
+            .backup
+            .as_ref()
+            .and_then(|b| b.get_ref().none_reason.clone()),
     })
 }
 
@@ -714,6 +734,20 @@ fn validate_aws(
         }
         _ => {}
     }
+    // The wire action is what actually runs: in a read tool it must be a read verb too, whatever
+    // the IAM actions say.
+    let action = a.action.get_ref();
+    if action.is_empty() || !action.chars().all(|c| c.is_ascii_alphanumeric()) {
+        errs.push(f.error(
+            Some(a.action.span()),
+            format!("action `{action}` must be the API action's name, e.g. \"DescribeVolumes\""),
+        ));
+    } else if risk == Risk::Read && !is_read_verb(action) {
+        errs.push(f.error(
+            Some(a.action.span()),
+            format!("action `{action}` is not a read action, but this tool's risk is \"read\"; make it \"destructive\" (which goes through approval)"),
+        ));
+    }
     if a.iam_actions.is_empty() {
         errs.push(f.error(
             Some(aws.span()),
@@ -743,7 +777,7 @@ fn validate_aws(
             ));
             continue;
         }
-        if risk == Risk::Read && !READ_VERBS.iter().any(|v| verb.starts_with(v)) {
+        if risk == Risk::Read && !is_read_verb(verb) {
             errs.push(f.error(
                 Some(act.span()),
                 format!("`{s}` is not a read action, but this tool's risk is \"read\"; make it \"write\" or \"destructive\" (which go through approval)"),
@@ -812,7 +846,7 @@ fn validate_aws(
     Some(AwsSpec {
         service: service.clone(),
         protocol: a.protocol,
-        action: a.action.clone(),
+        action: a.action.get_ref().clone(),
         version: a.version.clone(),
         target: a.target.clone(),
         iam_actions: a.iam_actions.iter().map(|x| x.get_ref().clone()).collect(),
@@ -875,7 +909,13 @@ fn check_arn_template(s: &str, arguments: &[ArgSpec]) -> Result<(), String> {
                     "resource `{s}` uses argument `{p}`, which must be a required string with a `pattern` to reach an ARN"
                 ));
             }
-            Some(_) => uses_argument = true,
+            Some(a) => {
+                let pattern = a.pattern.as_ref().map(Regex::as_str).unwrap_or_default();
+                if let Some(problem) = arn_pattern_problem(pattern, a.max_length) {
+                    return Err(format!("resource `{s}` uses argument `{p}`, but {problem}"));
+                }
+                uses_argument = true;
+            }
         }
     }
     if !uses_argument {
@@ -884,6 +924,59 @@ fn check_arn_template(s: &str, arguments: &[ArgSpec]) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A read verb: one of [`READ_VERBS`] followed by the start of a word (`DescribeVolumes`,
+/// `GetObject`), never a verb that merely begins with the same letters (`Getaway`).
+fn is_read_verb(verb: &str) -> bool {
+    READ_VERBS.iter().any(|v| {
+        verb.strip_prefix(v).is_some_and(|rest| {
+            rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_uppercase())
+        })
+    })
+}
+
+/// Why `pattern` cannot safely reach an ARN: it accepts unboundedly long values (and the
+/// argument has no `max_length`), or it accepts `*` or `?`, which IAM reads as wildcards.
+fn arn_pattern_problem(pattern: &str, max_length: Option<usize>) -> Option<String> {
+    let hir = match regex_syntax::Parser::new().parse(pattern) {
+        Ok(h) => h,
+        Err(e) => return Some(format!("its pattern does not parse: {e}")),
+    };
+    if may_match_wildcard(&hir) {
+        return Some(
+            "its pattern accepts `*` or `?`, which IAM reads as wildcards; exclude them from the pattern".into(),
+        );
+    }
+    if hir.properties().maximum_len().is_none() && max_length.is_none() {
+        return Some(
+            "its pattern accepts values of any length; bound it (e.g. `{1,128}`) or set `max_length`".into(),
+        );
+    }
+    None
+}
+
+/// Whether a regular expression can match a string holding `*` or `?`: true when any literal
+/// or class in it contains one of them.
+fn may_match_wildcard(h: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    let wild = |c: u32| c == u32::from('*') || c == u32::from('?');
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => false,
+        HirKind::Literal(l) => l.0.iter().any(|b| wild(u32::from(*b))),
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| ['*', '?'].iter().any(|w| r.start() <= *w && *w <= r.end())),
+        HirKind::Class(Class::Bytes(c)) => c.ranges().iter().any(|r| {
+            [b'*', b'?']
+                .iter()
+                .any(|w| r.start() <= *w && *w <= r.end())
+        }),
+        HirKind::Repetition(r) => may_match_wildcard(&r.sub),
+        HirKind::Capture(c) => may_match_wildcard(&c.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(may_match_wildcard),
+    }
 }
 
 fn anchored(p: &str) -> Result<Regex, String> {

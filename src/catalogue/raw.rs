@@ -1,37 +1,70 @@
 //! The tool file format as it is written: strict serde types (unknown keys are errors), with
 //! spans kept on everything a later check may need to point at.
+//!
+//! The same types generate the JSON Schema editors validate tool files with
+//! (`schemas/tool.schema.json`, see [`super::schema`]); the doc comments here are the
+//! descriptions an editor shows. Spanned fields are described as the type they hold.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-#[derive(Debug, Deserialize)]
+/// An airlock tool file: one MCP tool, its arguments, the AWS call it makes and what it returns.
+/// Reference: docs/tools.md.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "airlock tool file")]
 pub struct RawTool {
+    /// The MCP tool name: lowercase letters, digits and `_`, starting with a letter (at most 64).
+    #[schemars(with = "String", regex(pattern = r"^[a-z][a-z0-9_]{0,63}$"))]
     pub name: Spanned<String>,
+    /// A human title for the tool.
     pub title: Option<String>,
+    /// What the model reads to choose this tool: what it returns and when to use it.
+    #[schemars(with = "String", length(min = 1))]
     pub description: Spanned<String>,
+    /// The risk class: `read` tools run at once; `destructive` tools queue a request for a
+    /// human approval.
+    #[schemars(with = "Risk")]
     pub risk: Spanned<Risk>,
+    /// What runs the tool: "aws" (the default: the [aws] call), or a built-in handler
+    /// ("describe_access", "request_status", "request_cancel").
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub handler: Option<Spanned<String>>,
+    /// The arguments, in order; they become the tool's input JSON Schema.
     #[serde(default)]
+    #[schemars(with = "Vec<RawArgument>")]
     pub arguments: Vec<Spanned<RawArgument>>,
+    /// Two timestamp arguments that bound a time range.
+    #[schemars(with = "Option<RawTimeRange>")]
     pub time_range: Option<Spanned<RawTimeRange>>,
+    /// The AWS call (for `handler = "aws"`).
+    #[schemars(with = "Option<RawAws>")]
     pub aws: Option<Spanned<RawAws>>,
+    /// What the answer is turned into: items, fields, caps.
     #[serde(default)]
+    #[schemars(with = "Option<RawOutput>")]
     pub output: Option<Spanned<RawOutput>>,
     /// Destructive tools: how to look at the resource before queueing and before executing.
+    #[schemars(with = "Option<RawDescribe>")]
     pub describe: Option<Spanned<RawDescribe>>,
     /// Destructive tools: the backup taken before the action runs.
+    #[schemars(with = "Option<RawBackup>")]
     pub backup: Option<Spanned<RawBackup>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// How a destructive tool looks at its resource: when the request is made and again before it
+/// is executed.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDescribe {
     /// A read tool of the catalogue that returns the resource as one item.
+    #[schemars(with = "String")]
     pub tool: Spanned<String>,
     /// Its arguments, templated from this tool's (`"${volume_id}"`); `environment` is passed on.
     #[serde(default)]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub arguments: toml::Table,
     /// Output fields that must be the same at execution as when the request was made.
     #[serde(default)]
@@ -41,7 +74,8 @@ pub struct RawDescribe {
     pub not_found: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+/// The kind of backup taken before a destructive action.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BackupKind {
     /// An EBS snapshot of the volume (copied to the environment's backup region when set).
@@ -50,19 +84,27 @@ pub enum BackupKind {
     None,
 }
 
-#[derive(Debug, Deserialize)]
+/// The backup taken before a destructive action runs.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBackup {
+    /// What kind of backup.
     pub kind: BackupKind,
     /// Required with `kind = "none"`.
     pub none_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+/// The risk class of a tool.
+#[derive(
+    Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Risk {
+    /// Reads only: every IAM action must be a read verb.
     Read,
+    /// Changes something reversible (only the built-in queue handlers today).
     Write,
+    /// Destroys something: queued for a human approval, run by the executor after a backup.
     Destructive,
 }
 
@@ -76,40 +118,65 @@ impl Risk {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+/// The type of an argument.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ArgKind {
     /// The name of an environment in policy.toml.
     Environment,
+    /// A string (bounded by `max_length`, `pattern`, `enum`).
     String,
+    /// An integer (bounded by `minimum`, `maximum`).
     Integer,
+    /// true or false.
     Boolean,
     /// RFC 3339 or epoch milliseconds; normalised to epoch milliseconds.
     Timestamp,
+    /// A list of strings (needs `max_items`; `pattern` applies to each item).
     StringList,
+    /// An object of strings (needs `max_items`; see `key_pattern`, `value_pattern`).
     StringMap,
 }
 
-#[derive(Debug, Deserialize)]
+/// One argument of the tool.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawArgument {
+    /// The argument's name, as the model passes it.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
+    /// The argument's type.
     #[serde(rename = "type")]
+    #[schemars(with = "ArgKind")]
     pub kind: Spanned<ArgKind>,
+    /// For the model: what to pass.
     pub description: String,
+    /// The call is refused without it (unless there is a `default`).
     #[serde(default)]
     pub required: bool,
-    /// For strings and list items: a regular expression the whole value must match.
+    /// For strings and list items: an anchored regular expression (`^...$`) the whole value
+    /// must match. Required when the argument names a resource or reaches an ARN.
+    #[schemars(with = "Option<String>")]
     pub pattern: Option<Spanned<String>>,
+    /// For strings: the longest value accepted (never more than 4096).
     pub max_length: Option<usize>,
+    /// For strings and list items: the only values accepted.
     #[serde(rename = "enum")]
     pub choices: Option<Vec<String>>,
+    /// For integers: the smallest value accepted.
     pub minimum: Option<i64>,
+    /// For integers: the largest value accepted.
     pub maximum: Option<i64>,
+    /// The value used when the call leaves the argument out.
+    #[schemars(with = "Option<serde_json::Value>")]
     pub default: Option<toml::Value>,
+    /// For lists and maps (required there): the most items or entries accepted.
     pub max_items: Option<usize>,
     /// For string maps: patterns for keys and values.
+    #[schemars(with = "Option<String>")]
     pub key_pattern: Option<Spanned<String>>,
+    /// For string maps: the pattern every value must match.
+    #[schemars(with = "Option<String>")]
     pub value_pattern: Option<Spanned<String>>,
     /// This argument names the resource(s) the call acts on: checked against the protected
     /// list and matched by the `resources` globs of policy rules.
@@ -117,16 +184,22 @@ pub struct RawArgument {
     pub resource: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// Two timestamp arguments that bound a time range.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeRange {
+    /// The timestamp argument where the range starts (defaults to end - default_span).
     pub start: String,
+    /// The timestamp argument where the range ends (defaults to now).
     pub end: String,
+    /// The longest range accepted, e.g. "7d" (at most 366d).
     pub max_span: String,
+    /// The range when the call gives no start, e.g. "1h".
     pub default_span: String,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+/// The AWS wire protocol of the service.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
     /// EC2's query dialect: lists as `Name.N`, XML answers with `item` lists.
@@ -137,26 +210,37 @@ pub enum Protocol {
     Json,
 }
 
-#[derive(Debug, Deserialize)]
+/// The AWS call and the session policy it runs under.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAws {
     /// The endpoint prefix and signing name, e.g. `ec2` or `logs`.
+    #[schemars(with = "String")]
     pub service: Spanned<String>,
+    /// The service's wire protocol.
     pub protocol: Protocol,
     /// The wire action, e.g. `DescribeVolumes`.
-    pub action: String,
+    #[schemars(with = "String")]
+    pub action: Spanned<String>,
     /// The API version (query protocols).
     pub version: Option<String>,
     /// The `X-Amz-Target` header (JSON protocol).
     pub target: Option<String>,
-    /// The exact IAM actions the session policy grants.
+    /// The exact IAM actions the session policy grants ("service:Action", no wildcards).
+    #[schemars(with = "Vec<String>")]
     pub iam_actions: Vec<Spanned<String>>,
-    /// Resource ARN templates for the session policy.
+    /// Resource ARN templates for the session policy, built from validated arguments:
+    /// `arn:${partition}:SERVICE:${region}:${account}:...` (or `["*"]` with `wildcard_reason`,
+    /// read tools only).
+    #[schemars(with = "Vec<String>")]
     pub resources: Vec<Spanned<String>>,
     /// Required when `resources` is `["*"]`: why the action has no resource-level permission.
     pub wildcard_reason: Option<String>,
+    /// The request template: `"${arg}"` placeholders, `$when` and `$each` (docs/tools.md).
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub request: Option<Spanned<toml::Table>>,
+    /// Follow the answer's next-page token, up to a cap.
     pub pagination: Option<RawPagination>,
     /// Error codes that mean the action already took effect (e.g. `InvalidVolume.NotFound`
     /// for a delete): a retry after a crash records success, not failure.
@@ -164,22 +248,34 @@ pub struct RawAws {
     pub already_done: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Pagination: bounded, and the answer says when it stopped at the cap.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPagination {
+    /// The request parameter that carries the token.
     pub request_token: String,
+    /// Where the answer carries the next token (dot path).
     pub response_token: String,
+    /// The most pages one call fetches (1..=100).
+    #[schemars(range(min = 1, max = 100))]
     pub max_pages: u32,
 }
 
-#[derive(Debug, Deserialize)]
+/// What the tool returns.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutput {
     /// Path (dot-separated) to the list of items in the answer.
     pub items: Option<String>,
+    /// The fields of each item the agent sees (all of it when empty).
     #[serde(default)]
+    #[schemars(with = "Vec<RawField>")]
     pub fields: Vec<Spanned<RawField>>,
+    /// The most items returned (default 500, at most 10000); the answer says what was left out.
+    #[schemars(range(min = 1, max = 10000))]
     pub max_items: Option<usize>,
+    /// The most bytes of serialised items returned (default 65536, 1024..=1048576).
+    #[schemars(range(min = 1024, max = 1048576))]
     pub max_bytes: Option<usize>,
     /// The argument that lowers `max_items` for one call.
     pub limit_argument: Option<String>,
@@ -194,40 +290,56 @@ pub struct RawOutput {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+/// Which end of the items survives the caps.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Keep {
+    /// Keep the first items.
     #[default]
     First,
+    /// Keep the last items (the newest, when sorted by time).
     Last,
 }
 
-#[derive(Debug, Deserialize)]
+/// Where an item's id and tags are, to mark it `protected` per the policy.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProtection {
+    /// Path to the item's id.
     pub id: String,
+    /// Path to the item's tags.
     pub tags: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One output field.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawField {
+    /// The name the agent sees.
     pub name: String,
+    /// Dot path to the value in the item.
     pub path: String,
+    /// How the value is converted.
     #[serde(rename = "type", default)]
     pub kind: FieldKind,
+    /// Scrub secrets (keys, tokens, passwords) from the value before the agent sees it.
     #[serde(default)]
     pub redact: bool,
+    /// For `list` fields: the fields of each element.
     #[serde(default)]
     pub fields: Vec<RawField>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+/// How an output value is converted.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldKind {
+    /// The value as a string.
     #[default]
     String,
+    /// An integer.
     Integer,
+    /// true or false.
     Boolean,
     /// A list of `{key, value}` (or `{Key, Value}`) pairs, returned as an object.
     Tags,

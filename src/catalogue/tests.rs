@@ -231,3 +231,196 @@ default_span = "9223372036854776s"
     let a = args::validate(t, input.as_object().unwrap(), &["staging"]).unwrap();
     assert_eq!(a["start_time"], json!(0));
 }
+
+#[test]
+fn destructive_wire_action_in_a_read_tool_is_refused() {
+    // The IAM actions look harmless, but the request that would be sent deletes.
+    let text = GOOD.replace("action = \"DescribeThings\"", "action = \"DeleteThings\"");
+    refused(
+        &text,
+        "\"DeleteThings\"",
+        "`DeleteThings` is not a read action",
+    );
+    // A verb that only starts with the letters of a read verb is not one.
+    let text = GOOD.replace(r#"["ec2:DescribeThings"]"#, r#"["ec2:Getaway"]"#);
+    refused(&text, "\"ec2:Getaway\"", "not a read action");
+}
+
+#[test]
+fn resource_argument_without_a_pattern_is_refused_where_it_reaches_the_arn() {
+    let text = GOOD.replace("pattern = \"^t-[0-9a-f]{8}$\"\n", "");
+    refused(
+        &text,
+        "\"arn:${partition}:ec2:${region}:${account}:thing/${thing}\"",
+        "must be a required string with a `pattern` to reach an ARN",
+    );
+    refused(
+        &text,
+        "[[arguments]]\nname = \"thing\"",
+        "needs a `pattern`",
+    );
+}
+
+#[test]
+fn optional_argument_in_an_arn_is_refused() {
+    let text = GOOD.replace(
+        "name = \"thing\"\ntype = \"string\"\nrequired = true",
+        "name = \"thing\"\ntype = \"string\"\nrequired = false",
+    );
+    refused(
+        &text,
+        "\"arn:${partition}:ec2:${region}:${account}:thing/${thing}\"",
+        "must be a required string with a `pattern`",
+    );
+}
+
+#[test]
+fn unbounded_pattern_in_an_arn_is_refused_unless_max_length_bounds_it() {
+    let text = GOOD.replace("^t-[0-9a-f]{8}$", "^t-[0-9a-f]+$");
+    refused(
+        &text,
+        "\"arn:${partition}:ec2:${region}:${account}:thing/${thing}\"",
+        "accepts values of any length",
+    );
+    let bounded = text.replace(
+        "pattern = \"^t-[0-9a-f]+$\"",
+        "pattern = \"^t-[0-9a-f]+$\"\nmax_length = 20",
+    );
+    parse(&bounded).expect("max_length bounds the argument");
+}
+
+#[test]
+fn pattern_admitting_a_wildcard_in_an_arn_is_refused() {
+    for p in [
+        "^t-[0-9a-f*]{8}$",
+        "^t-.{8}$",
+        "^t-[^/]{1,8}$",
+        "^t-(x|\\\\?){8}$",
+    ] {
+        let text = GOOD.replace("^t-[0-9a-f]{8}$", p);
+        refused(
+            &text,
+            "\"arn:${partition}:ec2:${region}:${account}:thing/${thing}\"",
+            "accepts `*` or `?`",
+        );
+    }
+}
+
+#[test]
+fn every_builtin_file_is_valid_and_reachable_arguments_are_safe() {
+    // The stricter rules above hold for the shipped catalogue too.
+    for (path, text) in BUILTIN {
+        parse_tool(&SourceFile::new(path, *text)).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn a_new_file_is_checked_against_the_catalogue_it_joins() {
+    let delete = r#"
+name = "request_delete_thing"
+description = "Delete one thing."
+risk = "destructive"
+[[arguments]]
+name = "environment"
+type = "environment"
+required = true
+description = "env"
+[[arguments]]
+name = "volume_id"
+type = "string"
+required = true
+description = "id"
+pattern = "^vol-[0-9a-f]{8}$"
+resource = true
+[[arguments]]
+name = "reason"
+type = "string"
+required = true
+description = "why"
+max_length = 100
+[describe]
+tool = "list_volumes"
+arguments = { volume_ids = ["${volume_id}"] }
+[backup]
+kind = "none"
+none_reason = "a test"
+[aws]
+service = "ec2"
+protocol = "ec2"
+action = "DeleteVolume"
+version = "2016-11-15"
+iam_actions = ["ec2:DeleteVolume"]
+resources = ["arn:${partition}:ec2:${region}:${account}:volume/${volume_id}"]
+"#;
+    let f = || vec![SourceFile::new("team/request_delete_thing.toml", delete)];
+    let alone = Catalogue::from_files(f()).unwrap_err().to_string();
+    assert!(
+        alone.contains("[describe] tool `list_volumes` must be a read tool"),
+        "{alone}"
+    );
+    let builtin = Catalogue::builtin().unwrap();
+    let c = Catalogue::from_files_with(f(), Some(&builtin)).expect("describe tool found");
+    let t = c.get("request_delete_thing").unwrap();
+    assert_eq!(t.backup, Some(BackupKind::None));
+    assert_eq!(t.backup_note.as_deref(), Some("a test"));
+}
+
+/// The committed schema (schemas/tool.schema.json) and catalogue page (docs/catalogue.md) are
+/// what the code and the files in tools/ generate. `AIRLOCK_REGENERATE=1 cargo test --lib
+/// generated_files` rewrites them.
+#[test]
+fn generated_files_are_up_to_date() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let builtin = Catalogue::builtin().unwrap();
+    let generated = [
+        (
+            schema::SCHEMA_PATH,
+            schema::tool_schema(),
+            "cargo run -q -- tools schema > schemas/tool.schema.json",
+        ),
+        (
+            doc::CATALOGUE_PATH,
+            doc::render(&builtin, doc::BUILTIN_SOURCE),
+            "cargo run -q -- tools doc --builtin > docs/catalogue.md",
+        ),
+    ];
+    let regenerate = std::env::var_os("AIRLOCK_REGENERATE").is_some();
+    let mut stale = Vec::new();
+    for (path, want, command) in generated {
+        let file = root.join(path);
+        if regenerate {
+            std::fs::write(&file, &want).unwrap();
+            continue;
+        }
+        let have = std::fs::read_to_string(&file).unwrap_or_default();
+        if have != want {
+            stale.push(format!("{path} is stale; regenerate it: {command}"));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{}\n(or all at once: AIRLOCK_REGENERATE=1 cargo test --lib generated_files)",
+        stale.join("\n")
+    );
+}
+
+#[test]
+fn the_catalogue_page_lists_every_tool_with_its_actions_resources_and_risk() {
+    let c = Catalogue::builtin().unwrap();
+    let page = doc::render(&c, doc::BUILTIN_SOURCE);
+    for t in c.tools() {
+        assert!(page.contains(&format!("\n## {}\n", t.name)), "{}", t.name);
+        let row = page
+            .lines()
+            .find(|l| l.starts_with(&format!("| [`{}`]", t.name)))
+            .unwrap_or_else(|| panic!("no summary row for {}", t.name));
+        assert!(row.contains(&format!("| {} |", t.risk.as_str())), "{row}");
+        for a in t.aws().map(|a| a.iam_actions.clone()).unwrap_or_default() {
+            assert!(row.contains(&format!("`{a}`")), "{row}");
+        }
+        for r in t.aws().map(|a| a.resources.clone()).unwrap_or_default() {
+            assert!(row.contains(&format!("`{r}`")), "{row}");
+        }
+    }
+    assert!(page.contains("- backup before the action: `ebs_snapshot`"));
+}

@@ -8,6 +8,7 @@ pub mod exit;
 pub mod explain;
 pub mod requests;
 pub mod serve;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +55,10 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(requests::AuditCommand),
+    /// The tool catalogue: list, check tool files, print the tool-file schema or the catalogue
+    /// page.
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
 }
 
 /// Where the queue is.
@@ -149,6 +154,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approver(c) => approve::run_approver(c),
         Command::Executor(a) => executor::run(a),
         Command::Audit(c) => requests::audit(c),
+        Command::Tools(c) => tools::run(c),
     }
 }
 

@@ -11,3 +11,4 @@ mod protocol;
 mod python_client;
 mod queue_flow;
 mod scope_proofs;
+mod team_tools;
