@@ -29,7 +29,8 @@ pub fn render(catalogue: &Catalogue, source: &str) -> String {
     let _ = writeln!(
         s,
         "Every tool in {source}, generated from the tool files themselves (`airlock tools doc`), \
-         so this page cannot drift from them. The format is described in [tools.md](tools.md). Every AWS call runs \
+         so this page cannot drift from them. The format is described in [tools.md](tools.md); \
+         [adding-a-tool.md](adding-a-tool.md) walks through writing one. Every AWS call runs \
          under a session policy naming exactly the actions and resources below, limited to the \
          environment's region (`aws:RequestedRegion`); `${{partition}}`, `${{region}}` and \
          `${{account}}` are the environment's, every other `${{name}}` is a validated argument.\n"

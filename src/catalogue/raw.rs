@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 /// An airlock tool file: one MCP tool, its arguments, the AWS call it makes and what it returns.
-/// Reference: docs/tools.md.
+/// Reference: docs/tools.md; walk-through: docs/adding-a-tool.md.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "airlock tool file")]

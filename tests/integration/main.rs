@@ -3,6 +3,7 @@
 
 mod util;
 
+mod adding_a_tool;
 mod broker;
 mod cli;
 mod leaks;

@@ -1,11 +1,13 @@
 //! A team's own tools folder through the real binary: `airlock tools list` / `check` /
-//! `schema`, and each unsafe-tool rule refused with FILE:LINE:COL.
+//! `schema`, each unsafe-tool rule refused with FILE:LINE:COL, and tools that exist only as
+//! files of the folder hitting their pagination and size caps against moto.
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::util::{airlock, repo};
+use crate::mcp_stdio::Server;
+use crate::util::{Moto, airlock, repo};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -60,10 +62,10 @@ fn tools_list_shows_each_tool_and_where_it_comes_from() {
     assert_eq!(v.len(), 1, "the folder is the whole catalogue: {out}");
     assert_eq!(v[0]["name"], "describe_things");
     assert_eq!(v[0]["risk"], "read");
-    assert_eq!(v[0]["actions"], serde_json::json!(["ec2:DescribeThings"]));
+    assert_eq!(v[0]["actions"], json!(["ec2:DescribeThings"]));
     assert_eq!(
         v[0]["resources"],
-        serde_json::json!(["arn:${partition}:ec2:${region}:${account}:thing/${thing_id}"])
+        json!(["arn:${partition}:ec2:${region}:${account}:thing/${thing_id}"])
     );
     assert_eq!(v[0]["source"], s(&dir.path().join("describe_things.toml")));
 
@@ -221,4 +223,135 @@ fn tools_schema_prints_the_committed_schema() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["additionalProperties"], false);
     assert!(v["properties"]["aws"].is_object());
+}
+
+/// A policy for a team folder `team-tools` next to it, allowing `tools` in staging.
+fn team_policy(dir: &Path, tools: &[&str]) -> std::path::PathBuf {
+    let list: Vec<String> = tools.iter().map(|t| format!("\"{t}\"")).collect();
+    let text = format!(
+        r#"version = 1
+
+[settings]
+tools_dir = "team-tools"
+
+[environments.staging]
+description = "Staging."
+account = "123456789012"
+region = "us-east-1"
+agent_role = "arn:aws:iam::123456789012:role/airlock-agent-staging"
+
+[[rules]]
+tools = [{}]
+environments = ["staging"]
+decision = "allow"
+"#,
+        list.join(", ")
+    );
+    let p = dir.join("policy.toml");
+    std::fs::write(&p, text).unwrap();
+    std::fs::create_dir_all(dir.join("team-tools")).unwrap();
+    p
+}
+
+/// The built-in read_logs, renamed, with `edit` applied: a team's variant of it.
+fn logs_variant(dir: &Path, name: &str, edit: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(repo().join("tools/read_logs.toml"))
+        .unwrap()
+        .replace("name = \"read_logs\"", &format!("name = \"{name}\""));
+    let text = edit(text);
+    std::fs::write(dir.join("team-tools").join(format!("{name}.toml")), text).unwrap();
+}
+
+fn messages(a: &crate::mcp_stdio::Answer) -> Vec<String> {
+    a.body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", a.text))
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Pagination stops at the tool's `max_pages` and the answer says so; the same call with a
+/// cap it does not reach returns everything and says nothing. Two events per page (the
+/// request's `limit`), ten events in the log group: five pages.
+#[tokio::test(flavor = "multi_thread")]
+async fn pagination_stops_at_the_cap_and_says_so() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = team_policy(dir.path(), &["logs_two_pages", "logs_ten_pages"]);
+    let paged = |pages: u32| {
+        move |t: String| {
+            let t = t
+                .replace("\nlimit = 1000\n", "\nlimit = 2\n")
+                .replace("max_pages = 5", &format!("max_pages = {pages}"));
+            assert!(t.contains("\nlimit = 2\n") && t.contains(&format!("max_pages = {pages}")));
+            t
+        }
+    };
+    logs_variant(dir.path(), "logs_two_pages", paged(2));
+    logs_variant(dir.path(), "logs_ten_pages", paged(10));
+    let s = Server::start(Some(&moto), &policy).await;
+    let args = json!({"environment": "staging", "log_group": "/app/staging/api"});
+
+    let a = s.call("logs_two_pages", args.clone()).await;
+    assert!(!a.is_error, "{}", a.text);
+    assert_eq!(a.body["count"], 4, "two pages of two events: {}", a.text);
+    let note = a.body["truncated"].as_str().unwrap_or_default();
+    assert!(
+        note.contains(
+            "stopped after 2 pages (the tool's cap); more results exist: narrow the call"
+        ),
+        "{}",
+        a.text
+    );
+
+    let a = s.call("logs_ten_pages", args).await;
+    assert!(!a.is_error, "{}", a.text);
+    assert_eq!(a.body["count"], 10, "{}", a.text);
+    assert!(a.body.get("truncated").is_none(), "{}", a.text);
+    let all = messages(&a);
+    assert_eq!(all.first().unwrap(), "GET /health 200 3ms");
+    assert_eq!(all.last().unwrap(), "GET /api/v1/users 200 12ms");
+}
+
+/// A huge answer is cut to the tool's `max_bytes`, keeping the end the tool keeps (the newest
+/// log events), and the answer says how many items were left out and why.
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_answers_are_truncated_to_max_bytes_with_a_note() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = team_policy(dir.path(), &["logs_small"]);
+    logs_variant(dir.path(), "logs_small", |t| {
+        let t = t.replace("max_bytes = 65536", "max_bytes = 1024");
+        assert!(t.contains("max_bytes = 1024"));
+        t
+    });
+    let s = Server::start(Some(&moto), &policy).await;
+    let a = s
+        .call(
+            "logs_small",
+            json!({"environment": "staging", "log_group": "/app/staging/api"}),
+        )
+        .await;
+    assert!(!a.is_error, "{}", a.text);
+    let items = a.body["items"].as_array().unwrap();
+    let kept = items.len();
+    assert!(kept > 0 && kept < 10, "{}", a.text);
+    let bytes: usize = items.iter().map(|i| i.to_string().len() + 1).sum();
+    assert!(bytes <= 1024, "{bytes} bytes of items: {}", a.text);
+    assert_eq!(a.body["count"], kept);
+    let note = a.body["truncated"].as_str().unwrap_or_default();
+    assert!(
+        note.contains(&format!(
+            "{} more items left out to stay under 1024 bytes; narrow the call",
+            10 - kept
+        )),
+        "{}",
+        a.text
+    );
+    assert_eq!(
+        messages(&a).last().unwrap(),
+        "GET /api/v1/users 200 12ms",
+        "the newest events are kept"
+    );
 }
