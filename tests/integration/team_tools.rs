@@ -355,3 +355,83 @@ async fn huge_answers_are_truncated_to_max_bytes_with_a_note() {
         "the newest events are kept"
     );
 }
+
+/// An independent JSON Schema validator (Python's jsonschema, Draft 7) agrees with airlock's
+/// parser: every built-in tool file is valid against the committed schema, and files the
+/// parser refuses for their shape (unknown key, misspelt enum, out-of-range cap, missing key)
+/// are invalid against it too. Prints one line per file: `ok` or the first schema error.
+#[test]
+fn the_committed_schema_agrees_with_the_parser() {
+    const VALIDATE: &str = r#"
+import json, sys, tomllib
+import jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft7Validator.check_schema(schema)
+v = jsonschema.Draft7Validator(schema)
+for path in sys.argv[2:]:
+    doc = tomllib.load(open(path, "rb"))
+    errs = sorted(v.iter_errors(doc), key=lambda e: list(e.path))
+    print(path, "ok" if not errs else "invalid: " + errs[0].message)
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(repo().join("tools"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    files.sort();
+    let bad = [
+        (
+            "unknown_key.toml",
+            TEAM_READ.replace("risk = \"read\"", "risk = \"read\"\nrisky = true"),
+        ),
+        (
+            "bad_enum.toml",
+            TEAM_READ.replace("protocol = \"ec2\"", "protocol = \"soap\""),
+        ),
+        (
+            "missing_key.toml",
+            TEAM_READ.replace("description = \"Describe things.\"\n", ""),
+        ),
+        (
+            "zero_pages.toml",
+            format!(
+                "{TEAM_READ}\n[aws.pagination]\nrequest_token = \"NextToken\"\nresponse_token = \"nextToken\"\nmax_pages = 0\n"
+            ),
+        ),
+    ];
+    for (name, text) in &bad {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        // The parser refuses each of them too.
+        let (code, _, err) = airlock(&["tools", "check", s(&p)], &[]);
+        assert_eq!(code, 3, "{name}: {err}");
+        files.push(p.display().to_string());
+    }
+    let out = std::process::Command::new(crate::util::venv_bin("python"))
+        .arg("-c")
+        .arg(VALIDATE)
+        .arg(repo().join("schemas/tool.schema.json"))
+        .args(&files)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), files.len(), "{stdout}");
+    for (line, file) in lines.iter().zip(&files) {
+        let builtin = file.starts_with(repo().join("tools").to_str().unwrap());
+        if builtin {
+            assert_eq!(
+                *line,
+                format!("{file} ok"),
+                "a built-in file fails the schema"
+            );
+        } else {
+            assert!(line.starts_with(&format!("{file} invalid: ")), "{line}");
+        }
+    }
+}
