@@ -15,6 +15,7 @@ pub mod catalogue;
 pub mod credentials;
 pub mod engine;
 pub mod executor;
+pub mod iam;
 pub mod mcp;
 pub mod policy;
 pub mod queue;

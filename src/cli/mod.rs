@@ -6,6 +6,8 @@ pub mod check;
 pub mod executor;
 pub mod exit;
 pub mod explain;
+pub mod iam;
+pub mod init;
 pub mod requests;
 pub mod serve;
 pub mod tools;
@@ -59,6 +61,12 @@ pub enum Command {
     /// page.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
+    /// Start a deployment: write a commented policy.toml for your environments, the AWS IAM
+    /// documents its roles need, and the MCP client configuration.
+    Init(init::InitArgs),
+    /// Write the AWS IAM documents (broker, agent roles and their boundary, executor roles)
+    /// for an existing policy: exactly the actions its enabled tools use.
+    Iam(iam::IamArgs),
 }
 
 /// Where the queue is.
@@ -155,6 +163,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Executor(a) => executor::run(a),
         Command::Audit(c) => requests::audit(c),
         Command::Tools(c) => tools::run(c),
+        Command::Init(a) => init::run(a),
+        Command::Iam(a) => iam::run(a),
     }
 }
 

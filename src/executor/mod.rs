@@ -44,6 +44,66 @@ const PHASES: [&str; 5] = [
     "delete_sent",
 ];
 
+/// The IAM actions of an EBS-snapshot backup, as [`Executor`] calls them: CreateSnapshot in the
+/// resource's region, DescribeSnapshots to follow it (in both regions), CopySnapshot called in
+/// the backup region.
+pub const EBS_CREATE_SNAPSHOT: &str = "ec2:CreateSnapshot";
+pub const EBS_DESCRIBE_SNAPSHOTS: &str = "ec2:DescribeSnapshots";
+pub const EBS_COPY_SNAPSHOT: &str = "ec2:CopySnapshot";
+
+/// One grant the executor role needs for a backup: these actions on these resources, when the
+/// request is sent to one of these regions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupGrant {
+    /// A statement id for the generated IAM document (letters and digits).
+    pub sid: &'static str,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+/// What the executor role must be allowed for a backup of `kind` in `env`, where `resources`
+/// are the ARNs (or ARN patterns) of what is backed up. Mirrors [`Executor`]'s backup steps,
+/// and is what `airlock iam` writes into the executor's permissions.
+pub fn backup_grants(
+    kind: BackupKind,
+    env: &Environment,
+    resources: &[String],
+) -> Vec<BackupGrant> {
+    match kind {
+        BackupKind::None => Vec::new(),
+        BackupKind::EbsSnapshot => {
+            let p = &env.partition;
+            let here = format!("arn:{p}:ec2:{}::snapshot/*", env.region);
+            let mut grants = vec![
+                BackupGrant {
+                    sid: "BackupCreateSnapshot",
+                    actions: vec![EBS_CREATE_SNAPSHOT.into()],
+                    resources: resources.iter().cloned().chain([here.clone()]).collect(),
+                    regions: vec![env.region.clone()],
+                },
+                BackupGrant {
+                    sid: "BackupFollowSnapshot",
+                    actions: vec![EBS_DESCRIBE_SNAPSHOTS.into()],
+                    resources: vec!["*".into()],
+                    regions: std::iter::once(env.region.clone())
+                        .chain(env.backup_region.clone())
+                        .collect(),
+                },
+            ];
+            if let Some(dest) = &env.backup_region {
+                grants.push(BackupGrant {
+                    sid: "BackupCopySnapshot",
+                    actions: vec![EBS_COPY_SNAPSHOT.into()],
+                    resources: vec![here, format!("arn:{p}:ec2:{dest}::snapshot/*")],
+                    regions: vec![dest.clone()],
+                });
+            }
+            grants
+        }
+    }
+}
+
 fn phase_at_least(current: &str, want: &str) -> bool {
     let pos = |p: &str| PHASES.iter().position(|x| *x == p).unwrap_or(0);
     pos(current) >= pos(want)
@@ -511,7 +571,7 @@ impl Executor {
                     .ec2(
                         env,
                         "CreateSnapshot",
-                        vec!["ec2:CreateSnapshot".into()],
+                        vec![EBS_CREATE_SNAPSHOT.into()],
                         vec![volume_arn.clone(), format!("arn:{p}:ec2:{}::snapshot/*", env.region)],
                         json!({"VolumeId": req.resource_id, "Description": format!("airlock backup of {} before request {}", req.resource_id, req.id)}),
                         req,
@@ -541,7 +601,7 @@ impl Executor {
                         .ec2(
                             &dest_env,
                             "CopySnapshot",
-                            vec!["ec2:CopySnapshot".into()],
+                            vec![EBS_COPY_SNAPSHOT.into()],
                             vec![format!("arn:{p}:ec2:{}::snapshot/{snap_id}", env.region), format!("arn:{p}:ec2:{dest}::snapshot/*")],
                             json!({"SourceRegion": env.region, "SourceSnapshotId": snap_id, "Description": format!("airlock isolated copy of {snap_id} ({}) for request {}", req.resource_id, req.id)}),
                             req,
@@ -589,7 +649,7 @@ impl Executor {
                 .ec2(
                     env,
                     "DescribeSnapshots",
-                    vec!["ec2:DescribeSnapshots".into()],
+                    vec![EBS_DESCRIBE_SNAPSHOTS.into()],
                     vec!["*".into()],
                     json!({"SnapshotId": [snap]}),
                     req,

@@ -6,6 +6,7 @@ mod util;
 mod adding_a_tool;
 mod broker;
 mod cli;
+mod init_iam;
 mod leaks;
 mod mcp_stdio;
 mod protocol;

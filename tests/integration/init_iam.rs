@@ -1,0 +1,927 @@
+//! `airlock init` and the IAM documents it generates (`airlock iam`).
+//!
+//! The documents are proved with an independent evaluator (iam-rs): the agent roles can read
+//! what their enabled tools read and delete nothing; the boundary denies every delete; the
+//! broker can do nothing but assume the agent roles; the executor can delete only what the
+//! destructive tools declare; each trust policy admits only its principal (with a
+//! SourceIdentity for agents, MFA for the executor when asked). Then, against moto with
+//! enforcement on: the documents applied as the printed commands would apply them keep the
+//! broker, agent and executor apart; `init` in an empty folder, `check`, and the demo flow work
+//! end to end; and the interactive path works through a real pseudo-terminal.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use airlock::catalogue::Catalogue;
+use airlock::credentials::{CredentialBroker, StsBroker};
+use airlock::engine::{CallContext, Engine};
+use airlock::iam::{self, Document, Kind, Principals};
+use airlock::policy::Policy;
+use airlock::source::SourceFile;
+use aws_credential_types::Credentials;
+use iam_rs::{
+    Arn, Context, Decision, EvaluationOptions, IAMPolicy, IAMRequest, PolicyEvaluator, Principal,
+    PrincipalId,
+};
+use serde_json::{Value, json};
+
+use crate::queue_flow::pty;
+use crate::util::{Moto, airlock, repo, run_demo_client, venv_bin};
+
+const ACCOUNT: &str = "123456789012";
+const BROKER: &str = "arn:aws:iam::123456789012:user/airlock-broker";
+const OPERATOR: &str = "arn:aws:iam::123456789012:user/airlock-operator";
+const AGENT_STAGING: &str = "arn:aws:iam::123456789012:role/airlock-agent-staging";
+const AGENT_PROD: &str = "arn:aws:iam::123456789012:role/airlock-agent-prod";
+const EXECUTOR_STAGING: &str = "arn:aws:iam::123456789012:role/airlock-executor-staging";
+
+/// Actions no agent role may ever be allowed, on any resource.
+const NEVER_FOR_AGENTS: &[&str] = &[
+    "ec2:DeleteVolume",
+    "ec2:DeleteSnapshot",
+    "ec2:TerminateInstances",
+    "ec2:DetachVolume",
+    "ec2:CreateSnapshot",
+    "ec2:ModifyVolume",
+    "rds:DeleteDBInstance",
+    "rds:DeleteDBCluster",
+    "logs:DeleteLogGroup",
+    "logs:DeleteLogStream",
+    "logs:PutRetentionPolicy",
+    "s3:DeleteBucket",
+    "s3:DeleteObject",
+    "s3:GetObject",
+    "dynamodb:DeleteTable",
+    "lambda:DeleteFunction",
+    "iam:CreateAccessKey",
+    "iam:DeleteRole",
+    "iam:PutRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:PassRole",
+    "sts:AssumeRole",
+];
+
+/// Resources to try every forbidden action on.
+const SOME_RESOURCES: &[&str] = &[
+    "*",
+    "arn:aws:ec2:us-east-1:123456789012:volume/vol-0123456789abcdef0",
+    "arn:aws:ec2:us-east-1::snapshot/snap-0123456789abcdef0",
+    "arn:aws:logs:us-east-1:123456789012:log-group:/app/staging/api",
+    "arn:aws:rds:us-east-1:123456789012:db:main",
+    "arn:aws:s3:::bucket",
+    "arn:aws:iam::123456789012:role/airlock-executor-staging",
+];
+
+fn principals(mfa: bool) -> Principals {
+    Principals {
+        broker: BROKER.into(),
+        operator: Some(OPERATOR.into()),
+        require_mfa: mfa,
+    }
+}
+
+/// The repository's demo policy: staging with read_logs narrowed and deletes approved, prod
+/// with read_logs and deletes denied.
+fn demo_documents(mfa: bool) -> BTreeMap<String, Document> {
+    let c = Catalogue::builtin().unwrap();
+    let text = std::fs::read_to_string(repo().join("policy.toml")).unwrap();
+    let p = Policy::parse(&SourceFile::new("policy.toml", text), Some(&c)).unwrap();
+    iam::documents(&p, &c, &principals(mfa))
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.file.clone(), d))
+        .collect()
+}
+
+fn arn_of(action: &str, resource: &str, region: &str) -> Arn {
+    if resource == "*" {
+        Arn {
+            partition: "aws".into(),
+            service: action.split(':').next().unwrap().into(),
+            region: region.into(),
+            account_id: String::new(),
+            resource: "*".into(),
+        }
+    } else {
+        Arn::parse(resource).expect("a valid ARN")
+    }
+}
+
+/// iam-rs's decision for an identity policy (or several, as IAM combines them).
+fn eval(docs: &[&Document], who: &str, action: &str, resource: &str, region: &str) -> Decision {
+    let policies = docs
+        .iter()
+        .map(|d| IAMPolicy::from_json(&d.json.to_string()).expect("a valid IAM policy"))
+        .collect();
+    let req = IAMRequest::new_with_context(
+        Principal::Aws(PrincipalId::String(who.into())),
+        action,
+        arn_of(action, resource, region),
+        Context::new().with_string("aws:RequestedRegion", region),
+    );
+    PolicyEvaluator::with_policies(policies)
+        .evaluate(&req)
+        .expect("evaluation")
+        .decision
+}
+
+/// iam-rs's decision for a trust policy: may `who` call `action` on the role?
+fn trust(doc: &Document, who: &str, action: &str, ctx: Context) -> Decision {
+    let req = IAMRequest::new_with_context(
+        Principal::Aws(PrincipalId::String(who.into())),
+        action,
+        Arn::parse(EXECUTOR_STAGING).unwrap(),
+        ctx,
+    );
+    PolicyEvaluator::with_policies(vec![IAMPolicy::from_json(&doc.json.to_string()).unwrap()])
+        .with_options(EvaluationOptions {
+            ignore_resource_constraints: true,
+            ..Default::default()
+        })
+        .evaluate(&req)
+        .expect("evaluation")
+        .decision
+}
+
+fn actions_of(d: &Document) -> Vec<String> {
+    let mut out: Vec<String> = d.json["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| match &s["Action"] {
+            Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+            Value::String(x) => vec![x.clone()],
+            _ => vec![],
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn agent_roles_hold_exactly_the_enabled_read_actions() {
+    let d = demo_documents(false);
+    // staging: list_volumes, read_logs, and list_volumes again as request_delete_volume's look.
+    assert_eq!(
+        actions_of(&d["agent-staging-permissions.json"]),
+        ["ec2:DescribeVolumes", "logs:FilterLogEvents"]
+    );
+    // prod: read_logs and request_delete_volume are denied there.
+    assert_eq!(
+        actions_of(&d["agent-prod-permissions.json"]),
+        ["ec2:DescribeVolumes"]
+    );
+    let staging = &d["agent-staging-permissions.json"];
+    let logs = "arn:aws:logs:us-east-1:123456789012:log-group:/app/staging/api";
+    for (action, resource) in [
+        ("ec2:DescribeVolumes", "*"),
+        ("logs:FilterLogEvents", logs),
+        ("logs:FilterLogEvents", &format!("{logs}:log-stream:api-1")),
+    ] {
+        assert_eq!(
+            eval(&[staging], AGENT_STAGING, action, resource, "us-east-1"),
+            Decision::Allow,
+            "{action} on {resource}"
+        );
+        // The role and its boundary together (IAM intersects them): still allowed.
+        assert_eq!(
+            eval(&[staging], AGENT_STAGING, action, resource, "us-east-1"),
+            eval(
+                &[&d["agent-boundary.json"]],
+                AGENT_STAGING,
+                action,
+                resource,
+                "us-east-1"
+            ),
+            "the boundary must allow {action}"
+        );
+        // Not in another region, nor in another account's log groups.
+        assert_ne!(
+            eval(&[staging], AGENT_STAGING, action, resource, "eu-west-1"),
+            Decision::Allow
+        );
+    }
+    assert_ne!(
+        eval(
+            &[staging],
+            AGENT_STAGING,
+            "logs:FilterLogEvents",
+            "arn:aws:logs:us-east-1:999999999999:log-group:/app/staging/api",
+            "us-east-1"
+        ),
+        Decision::Allow
+    );
+    assert_ne!(
+        eval(
+            &[&d["agent-prod-permissions.json"]],
+            AGENT_PROD,
+            "logs:FilterLogEvents",
+            "arn:aws:logs:us-west-2:123456789012:log-group:/app/prod/api",
+            "us-west-2"
+        ),
+        Decision::Allow,
+        "read_logs is denied in prod, so the prod role cannot read logs at all"
+    );
+}
+
+#[test]
+fn agent_roles_and_their_boundary_can_delete_nothing() {
+    let d = demo_documents(false);
+    let boundary = &d["agent-boundary.json"];
+    for (file, role, region) in [
+        ("agent-staging-permissions.json", AGENT_STAGING, "us-east-1"),
+        ("agent-prod-permissions.json", AGENT_PROD, "us-west-2"),
+    ] {
+        for action in NEVER_FOR_AGENTS {
+            for resource in SOME_RESOURCES {
+                assert_ne!(
+                    eval(&[&d[file]], role, action, resource, region),
+                    Decision::Allow,
+                    "{file} allows {action} on {resource}"
+                );
+                // The boundary denies explicitly: even a broader policy attached to the role
+                // by mistake could not grant these.
+                assert_eq!(
+                    eval(&[boundary], role, action, resource, region),
+                    Decision::Deny,
+                    "the boundary must deny {action} on {resource}"
+                );
+            }
+        }
+    }
+    // An administrator policy attached by mistake, with the boundary: still no delete.
+    let admin = Document {
+        file: "admin.json".into(),
+        kind: Kind::Broker,
+        title: String::new(),
+        json: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+    };
+    assert_eq!(
+        eval(
+            &[&admin, boundary],
+            AGENT_STAGING,
+            "ec2:DeleteVolume",
+            "*",
+            "us-east-1"
+        ),
+        Decision::Deny
+    );
+}
+
+#[test]
+fn the_broker_can_only_assume_the_agent_roles() {
+    let d = demo_documents(false);
+    let broker = &d["broker-policy.json"];
+    for role in [AGENT_STAGING, AGENT_PROD] {
+        for action in ["sts:AssumeRole", "sts:SetSourceIdentity"] {
+            assert_eq!(
+                eval(&[broker], BROKER, action, role, "us-east-1"),
+                Decision::Allow,
+                "{action} on {role}"
+            );
+        }
+    }
+    // The executor role: denied explicitly.
+    for action in ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"] {
+        assert_eq!(
+            eval(&[broker], BROKER, action, EXECUTOR_STAGING, "us-east-1"),
+            Decision::Deny
+        );
+    }
+    for (action, resource) in [
+        ("sts:AssumeRole", "arn:aws:iam::123456789012:role/admin"),
+        ("sts:TagSession", AGENT_STAGING),
+        ("sts:GetFederationToken", "*"),
+        ("ec2:DescribeVolumes", "*"),
+        ("ec2:DeleteVolume", "*"),
+        ("s3:GetObject", "arn:aws:s3:::bucket/key"),
+        ("s3:ListAllMyBuckets", "*"),
+        ("logs:FilterLogEvents", "*"),
+        ("iam:CreateAccessKey", "*"),
+        ("iam:PassRole", AGENT_STAGING),
+    ] {
+        assert_ne!(
+            eval(&[broker], BROKER, action, resource, "us-east-1"),
+            Decision::Allow,
+            "the broker may {action} on {resource}"
+        );
+    }
+    // Only ever sts actions, and no wildcard resource.
+    assert_eq!(
+        actions_of(broker),
+        ["sts:AssumeRole", "sts:SetSourceIdentity"]
+    );
+}
+
+#[test]
+fn the_executor_can_delete_only_what_the_destructive_tools_declare() {
+    let d = demo_documents(false);
+    let ex = &d["executor-staging-permissions.json"];
+    let vol = "arn:aws:ec2:us-east-1:123456789012:volume/vol-0123456789abcdef0";
+    for (action, resource, region) in [
+        ("ec2:DeleteVolume", vol, "us-east-1"),
+        ("ec2:DescribeVolumes", "*", "us-east-1"),
+        ("ec2:CreateSnapshot", vol, "us-east-1"),
+        (
+            "ec2:CreateSnapshot",
+            "arn:aws:ec2:us-east-1::snapshot/snap-0123456789abcdef0",
+            "us-east-1",
+        ),
+        ("ec2:DescribeSnapshots", "*", "us-east-1"),
+        ("ec2:DescribeSnapshots", "*", "us-west-2"),
+        (
+            "ec2:CopySnapshot",
+            "arn:aws:ec2:us-east-1::snapshot/snap-0123456789abcdef0",
+            "us-west-2",
+        ),
+        (
+            "ec2:CopySnapshot",
+            "arn:aws:ec2:us-west-2::snapshot/snap-0123456789abcdef1",
+            "us-west-2",
+        ),
+    ] {
+        assert_eq!(
+            eval(&[ex], EXECUTOR_STAGING, action, resource, region),
+            Decision::Allow,
+            "{action} on {resource} in {region}"
+        );
+    }
+    for (action, resource, region) in [
+        ("ec2:DeleteVolume", vol, "us-west-2"),
+        (
+            "ec2:DeleteVolume",
+            "arn:aws:ec2:us-east-1:999999999999:volume/vol-0123456789abcdef0",
+            "us-east-1",
+        ),
+        (
+            "ec2:DeleteSnapshot",
+            "arn:aws:ec2:us-east-1::snapshot/snap-0123456789abcdef0",
+            "us-east-1",
+        ),
+        ("ec2:TerminateInstances", "*", "us-east-1"),
+        ("rds:DeleteDBInstance", "*", "us-east-1"),
+        ("logs:DeleteLogGroup", "*", "us-east-1"),
+        ("s3:DeleteBucket", "arn:aws:s3:::bucket", "us-east-1"),
+        ("iam:CreateAccessKey", "*", "us-east-1"),
+        ("sts:AssumeRole", AGENT_STAGING, "us-east-1"),
+    ] {
+        assert_ne!(
+            eval(&[ex], EXECUTOR_STAGING, action, resource, region),
+            Decision::Allow,
+            "the executor may {action} on {resource} in {region}"
+        );
+    }
+    // Its deletes are exactly the destructive tools' declared actions.
+    let c = Catalogue::builtin().unwrap();
+    let declared: Vec<String> = c
+        .tools()
+        .filter(|t| t.risk == airlock::catalogue::Risk::Destructive)
+        .flat_map(|t| t.aws().unwrap().iam_actions.clone())
+        .collect();
+    let deletes: Vec<String> = actions_of(ex)
+        .into_iter()
+        .filter(|a| a.contains(":Delete") || a.contains(":Terminate"))
+        .collect();
+    assert_eq!(deletes, declared);
+    // prod has no executor role: no executor document.
+    assert!(!d.contains_key("executor-prod-permissions.json"));
+}
+
+#[test]
+fn trust_policies_admit_only_their_principal() {
+    let d = demo_documents(true);
+    let agent = &d["agent-staging-trust.json"];
+    let with_identity = || Context::new().with_string("sts:SourceIdentity", "airlock-cursor-abc");
+    assert_eq!(
+        trust(agent, BROKER, "sts:AssumeRole", with_identity()),
+        Decision::Allow
+    );
+    assert_eq!(
+        trust(agent, BROKER, "sts:SetSourceIdentity", with_identity()),
+        Decision::Allow
+    );
+    // Without a SourceIdentity, or one airlock does not set: refused.
+    assert_ne!(
+        trust(agent, BROKER, "sts:AssumeRole", Context::new()),
+        Decision::Allow
+    );
+    assert_ne!(
+        trust(
+            agent,
+            BROKER,
+            "sts:AssumeRole",
+            Context::new().with_string("sts:SourceIdentity", "someone")
+        ),
+        Decision::Allow
+    );
+    for other in [
+        OPERATOR,
+        "arn:aws:iam::123456789012:root",
+        "arn:aws:iam::999999999999:user/airlock-broker",
+    ] {
+        assert_ne!(
+            trust(agent, other, "sts:AssumeRole", with_identity()),
+            Decision::Allow,
+            "{other}"
+        );
+    }
+    let ex = &d["executor-staging-trust.json"];
+    let mfa = |on: bool| Context::new().with_boolean("aws:MultiFactorAuthPresent", on);
+    assert_eq!(
+        trust(ex, OPERATOR, "sts:AssumeRole", mfa(true)),
+        Decision::Allow
+    );
+    assert_ne!(
+        trust(ex, OPERATOR, "sts:AssumeRole", mfa(false)),
+        Decision::Allow
+    );
+    assert_ne!(
+        trust(ex, OPERATOR, "sts:AssumeRole", Context::new()),
+        Decision::Allow
+    );
+    assert_ne!(
+        trust(ex, BROKER, "sts:AssumeRole", mfa(true)),
+        Decision::Allow
+    );
+    // Without --require-mfa, the operator needs no MFA (an executor run as a service).
+    let d = demo_documents(false);
+    assert_eq!(
+        trust(
+            &d["executor-staging-trust.json"],
+            OPERATOR,
+            "sts:AssumeRole",
+            Context::new()
+        ),
+        Decision::Allow
+    );
+}
+
+/// The documents for a fixed input, as a reviewer reads them.
+#[test]
+fn generated_documents_snapshot() {
+    let d = demo_documents(true);
+    let all: serde_json::Map<String, Value> = d.into_iter().map(|(f, d)| (f, d.json)).collect();
+    insta::assert_json_snapshot!(Value::Object(all));
+}
+
+/// A tool added to a tools folder is covered with no change to airlock: its actions appear in
+/// the agent role once a rule enables it, and not before.
+#[test]
+fn new_tools_are_covered_from_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in airlock::catalogue::BUILTIN {
+        let name = Path::new(path).file_name().unwrap();
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("list_db_instances.toml"),
+        r#"name = "list_db_instances"
+description = "List RDS instances."
+risk = "read"
+
+[[arguments]]
+name = "environment"
+type = "environment"
+required = true
+description = "The environment."
+
+[[arguments]]
+name = "db_instance"
+type = "string"
+required = true
+description = "The instance identifier."
+pattern = "^[a-z][a-z0-9-]{0,62}$"
+resource = true
+
+[aws]
+service = "rds"
+protocol = "query"
+action = "DescribeDBInstances"
+version = "2014-10-31"
+iam_actions = ["rds:DescribeDBInstances"]
+resources = ["arn:${partition}:rds:${region}:${account}:db:${db_instance}"]
+
+[aws.request]
+DBInstanceIdentifier = "${db_instance}"
+"#,
+    )
+    .unwrap();
+    let c = Catalogue::load_dir(dir.path()).unwrap();
+    let base = std::fs::read_to_string(repo().join("policy.toml")).unwrap();
+    let docs = |text: &str| {
+        let p = Policy::parse(&SourceFile::new("policy.toml", text), Some(&c)).unwrap();
+        iam::documents(&p, &c, &principals(false)).unwrap()
+    };
+    let staging = |docs: Vec<Document>| {
+        docs.into_iter()
+            .find(|d| d.file == "agent-staging-permissions.json")
+            .unwrap()
+    };
+    assert!(!actions_of(&staging(docs(&base))).contains(&"rds:DescribeDBInstances".into()));
+    let enabled = format!(
+        "{base}\n[[rules]]\ntools = [\"list_db_instances\"]\nenvironments = [\"staging\"]\ndecision = \"allow\"\n"
+    );
+    let d = staging(docs(&enabled));
+    assert!(actions_of(&d).contains(&"rds:DescribeDBInstances".into()));
+    assert_eq!(
+        eval(
+            &[&d],
+            AGENT_STAGING,
+            "rds:DescribeDBInstances",
+            "arn:aws:rds:us-east-1:123456789012:db:main",
+            "us-east-1"
+        ),
+        Decision::Allow
+    );
+    assert_ne!(
+        eval(
+            &[&d],
+            AGENT_STAGING,
+            "rds:DeleteDBInstance",
+            "arn:aws:rds:us-east-1:123456789012:db:main",
+            "us-east-1"
+        ),
+        Decision::Allow
+    );
+}
+
+fn init_args<'a>(dir: &'a str, endpoint: &'a str) -> Vec<&'a str> {
+    vec![
+        "init",
+        dir,
+        "--non-interactive",
+        "--env",
+        "staging:123456789012:us-east-1",
+        "--env",
+        "prod:123456789012:us-west-2",
+        "--backup-region",
+        "us-west-2",
+        "--endpoint",
+        endpoint,
+    ]
+}
+
+#[test]
+fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
+    let moto = Moto::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("deploy");
+    let d = dir.to_str().unwrap();
+    let env = moto.airlock_env(home.path());
+    let (code, out, err) = airlock(&init_args(d, &moto.url), &env);
+    assert_eq!(code, 0, "{out}{err}");
+    for f in [
+        "policy.toml",
+        "iam/broker-policy.json",
+        "iam/agent-staging-permissions.json",
+        "iam/agent-staging-trust.json",
+        "iam/agent-prod-permissions.json",
+        "iam/agent-boundary.json",
+        "iam/executor-staging-permissions.json",
+        "iam/executor-staging-trust.json",
+        "iam/operator-policy.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing; {out}");
+    }
+    let policy = dir.join("policy.toml");
+    let bin = crate::util::airlock_bin();
+    assert!(
+        out.contains(&format!(
+            "claude mcp add airlock --scope user -- {} serve --policy {}",
+            bin.display(),
+            std::fs::canonicalize(&policy).unwrap().display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("aws iam create-role --role-name airlock-agent-staging"),
+        "{out}"
+    );
+
+    // A second init refuses to overwrite; --force replaces.
+    let (code, _, err) = airlock(&init_args(d, &moto.url), &env);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+
+    let (code, out, err) = airlock(
+        &["check", "--policy", policy.to_str().unwrap(), "--json"],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["environments"], json!(["prod", "staging"]));
+
+    // `airlock iam` regenerates the same documents from the written policy.
+    let again = home.path().join("again");
+    let (code, out, err) = airlock(
+        &[
+            "iam",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--out-dir",
+            again.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    for entry in std::fs::read_dir(dir.join("iam")).unwrap() {
+        let p = entry.unwrap().path();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            std::fs::read_to_string(again.join(p.file_name().unwrap())).unwrap(),
+            "{}",
+            p.display()
+        );
+    }
+
+    // The demo flow, as an agent sees it, through the official Python MCP SDK.
+    let mut env = env;
+    env.push((
+        "AIRLOCK_DB".into(),
+        home.path().join("queue.db").display().to_string(),
+    ));
+    let (stdout, stderr) = run_demo_client(&policy, &env);
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    let outcome: Vec<(&str, bool)> = r["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["tool"].as_str().unwrap(),
+                c["is_error"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            ("describe_access", false),
+            ("list_volumes", false),
+            ("list_volumes", false),
+            ("read_logs", false),
+            // The starter policy lets the agent read every staging log group.
+            ("read_logs", false),
+            ("list_volumes", true),
+            // Allowed in prod, but moto has no such log group.
+            ("read_logs", true),
+            ("list_volumes", false),
+            ("request_delete_volume", false),
+            ("request_delete_volume", true),
+            ("get_request", false),
+        ],
+        "{stdout}\n{stderr}"
+    );
+    let calls = r["calls"].as_array().unwrap();
+    assert_eq!(calls[8]["body"]["state"], "pending", "{}", calls[8]);
+    assert!(
+        calls[9]["body"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("protected"),
+        "{}",
+        calls[9]
+    );
+    assert_eq!(
+        calls[6]["body"]["aws_code"], "ResourceNotFoundException",
+        "{}",
+        calls[6]
+    );
+}
+
+#[test]
+fn generated_documents_keep_broker_agent_and_executor_apart_in_moto() {
+    let moto = Moto::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("deploy");
+    let env = moto.airlock_env(home.path());
+    let broker = format!("arn:aws:iam::{ACCOUNT}:user/init-broker");
+    let operator = format!("arn:aws:iam::{ACCOUNT}:user/init-operator");
+    let (code, out, err) = airlock(
+        &[
+            "init",
+            dir.to_str().unwrap(),
+            "--non-interactive",
+            "--env",
+            "sandbox:123456789012:us-east-1",
+            "--backup-region",
+            "us-west-2",
+            "--broker-principal",
+            &broker,
+            "--operator-principal",
+            &operator,
+            "--endpoint",
+            &moto.url,
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let seed = home.path().join("seed.json");
+    std::fs::write(&seed, moto.seed.to_string()).unwrap();
+    let vol = moto.volume("staging_web");
+    let out = Command::new(venv_bin("python"))
+        .arg(repo().join("tests/fixtures/apply_iam.py"))
+        .args([
+            seed.to_str().unwrap(),
+            dir.join("iam").to_str().unwrap(),
+            "sandbox",
+            "init-broker",
+            "init-operator",
+            &vol,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (check, want) in [
+        ("broker_assumes_agent", "ok"),
+        ("broker_assumes_executor", "AccessDenied"),
+        ("operator_assumes_executor", "ok"),
+        ("operator_assumes_agent", "AccessDenied"),
+        ("agent_describes_volumes", "ok"),
+        ("agent_deletes_volume", "AccessDenied"),
+        ("agent_creates_snapshot", "AccessDenied"),
+        ("broker_describes_volumes", "AccessDenied"),
+        ("broker_deletes_volume", "AccessDenied"),
+        ("broker_lists_buckets", "AccessDenied"),
+    ] {
+        assert_eq!(r[check], want, "{check}: {r}");
+    }
+
+    // airlock's own broker, with the generated broker principal's key: its AssumeRole (with the
+    // SourceIdentity the agent trust policy requires) reaches the generated agent role, and a
+    // read tool works under it.
+    let c = Catalogue::builtin().unwrap();
+    let policy = Policy::load(&dir.join("policy.toml"), Some(&c)).unwrap();
+    let key = &r["keys"]["init-broker"];
+    let sts = Arc::new(StsBroker::with_base_credentials(
+        policy.session_duration,
+        Credentials::new(
+            key[0].as_str().unwrap(),
+            key[1].as_str().unwrap(),
+            None,
+            None,
+            "test",
+        ),
+    ));
+    let engine = Engine::new(Arc::new(policy), Arc::new(c), sts.clone());
+    let ctx = CallContext {
+        client_name: "tests".into(),
+        client_version: "1".into(),
+        session_id: "s1".into(),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let a = rt.block_on(engine.call(
+        "list_volumes",
+        json!({"environment": "sandbox"}).as_object().unwrap(),
+        &ctx,
+    ));
+    assert!(!a.is_error, "{}", a.body);
+    assert!(a.body["count"].as_u64().unwrap() >= 3, "{}", a.body);
+    assert_eq!(sts.assume_role_calls(), 1);
+}
+
+#[test]
+fn init_asks_at_a_terminal() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("deploy");
+    let env = vec![
+        (
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_default(),
+        ),
+        ("HOME".to_string(), home.path().display().to_string()),
+    ];
+    let mut p = pty(&["init", dir.to_str().unwrap()], &env);
+    let answers: &[(&str, &str)] = &[
+        (
+            "Environments, separated by spaces [staging prod]",
+            "dev live",
+        ),
+        ("dev: AWS account id", "12345"),
+        ("is not a 12-digit AWS account id", "210987654321"),
+        ("dev: region [us-east-1]", "eu-west-1"),
+        ("dev: is it production", ""),
+        ("dev: agent role name [airlock-agent-dev]", ""),
+        ("dev: executor role name", "ops-executor"),
+        ("dev: copy backups to region", "eu-central-1"),
+        ("live: AWS account id [210987654321]", ""),
+        ("live: region [us-east-1]", "eu-west-1"),
+        ("live: is it production", "y"),
+        ("live: agent role name [airlock-agent-live]", ""),
+        (
+            "Broker principal: the IAM user or role `airlock serve` runs as [arn:aws:iam::210987654321:user/airlock-broker]",
+            "",
+        ),
+        (
+            "Operator principal",
+            "arn:aws:iam::210987654321:role/oncall",
+        ),
+        ("Require MFA", "y"),
+        ("Local AWS endpoint", ""),
+        ("Tags that mark resources", "owner=platform env=prod"),
+    ];
+    for (question, answer) in answers {
+        p.exp_string(question)
+            .unwrap_or_else(|e| panic!("waiting for `{question}`: {e}"));
+        p.send_line(answer).unwrap();
+    }
+    p.exp_string("Next steps").unwrap();
+    p.exp_eof().unwrap();
+
+    let policy = dir.join("policy.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let c = Catalogue::builtin().unwrap();
+    let parsed = Policy::parse(&SourceFile::new(&policy, text.clone()), Some(&c)).unwrap();
+    let dev = &parsed.environments["dev"];
+    assert_eq!(dev.account, "210987654321");
+    assert_eq!(dev.region, "eu-west-1");
+    assert_eq!(
+        dev.executor_role.as_deref(),
+        Some("arn:aws:iam::210987654321:role/ops-executor")
+    );
+    assert_eq!(dev.backup_region.as_deref(), Some("eu-central-1"));
+    assert!(dev.require_isolated_backup && dev.endpoint.is_none());
+    let live = &parsed.environments["live"];
+    assert!(live.executor_role.is_none());
+    assert_eq!(
+        parsed.protected_tags,
+        [
+            ("owner".to_string(), "platform".to_string()),
+            ("env".to_string(), "prod".to_string())
+        ]
+    );
+    let trust: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("iam/executor-dev-trust.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["AWS"],
+        "arn:aws:iam::210987654321:role/oncall"
+    );
+    assert_eq!(
+        trust["Statement"][0]["Condition"]["Bool"]["aws:MultiFactorAuthPresent"],
+        "true"
+    );
+    let (code, out, err) = airlock(&["check", "--policy", policy.to_str().unwrap()], &env);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn init_without_answers_or_flags_is_a_usage_error() {
+    let home = tempfile::tempdir().unwrap();
+    let env = vec![("HOME".to_string(), home.path().display().to_string())];
+    let d = home.path().join("x");
+    // stdin is /dev/null: no answers.
+    let (code, _, err) = airlock(&["init", d.to_str().unwrap()], &env);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--non-interactive"), "{err}");
+    let (code, _, err) = airlock(&["init", d.to_str().unwrap(), "--non-interactive"], &env);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--env NAME:ACCOUNT:REGION"), "{err}");
+    let (code, _, err) = airlock(
+        &[
+            "init",
+            d.to_str().unwrap(),
+            "--non-interactive",
+            "--env",
+            "staging:1234:us-east-1",
+        ],
+        &env,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("12-digit"), "{err}");
+    assert!(!d.join("policy.toml").exists());
+
+    // The client configuration alone: absolute paths, valid JSON for VS Code.
+    let (code, out, err) = airlock(
+        &["init", d.to_str().unwrap(), "--print-client", "vscode"],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let json_start = out.find('{').unwrap();
+    let v: Value = serde_json::from_str(&out[json_start..]).unwrap();
+    let server = &v["servers"]["airlock"];
+    assert_eq!(server["type"], "stdio");
+    assert_eq!(
+        server["command"],
+        std::fs::canonicalize(crate::util::airlock_bin())
+            .unwrap()
+            .display()
+            .to_string()
+    );
+    let args = server["args"].as_array().unwrap();
+    assert_eq!(args[..2], [json!("serve"), json!("--policy")]);
+    assert!(Path::new(args[2].as_str().unwrap()).is_absolute());
+    assert!(args[2].as_str().unwrap().ends_with("/x/policy.toml"));
+    assert!(!d.join("policy.toml").exists(), "printing writes nothing");
+}
