@@ -53,6 +53,18 @@ pub struct InitArgs {
     pub backup_region: Option<String>,
     #[command(flatten)]
     pub principals: PrincipalArgs,
+    /// The AWS profile holding the broker's credential (`profile` in each environment);
+    /// default: the standard AWS chain (AWS_PROFILE, environment keys, SSO, instance role).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The AWS profile holding the operator's credential, for `airlock executor`
+    /// (`executor_profile`); default: the standard AWS chain.
+    #[arg(long, value_name = "NAME")]
+    pub executor_profile: Option<String>,
+    /// The queue file every command uses (`settings.db`), e.g. a shared
+    /// /var/lib/airlock/queue.db; default: each user's ~/.local/state/airlock/queue.db.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
     /// Send every AWS call to this endpoint (a local AWS such as moto); omit for real AWS.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
@@ -188,6 +200,9 @@ fn role_arn(account: &str, template: &str, env: &str) -> String {
 /// Everything `init` needs, from flags or answers.
 struct Plan {
     envs: Vec<EnvAnswer>,
+    db: Option<String>,
+    profile: Option<String>,
+    executor_profile: Option<String>,
     principals: iam::Principals,
     endpoint: Option<String>,
     protect_tags: Vec<String>,
@@ -247,6 +262,13 @@ fn from_flags(a: &InitArgs) -> anyhow::Result<Plan> {
             "--backup-region `{b}` is not an AWS region name"
         )));
     }
+    for pr in [&a.profile, &a.executor_profile].into_iter().flatten() {
+        if !role_name_ok(pr) {
+            return Err(usage(format!(
+                "profile `{pr}` may use letters, digits and +=,.@_-"
+            )));
+        }
+    }
     for t in [&a.agent_role_name, &a.executor_role_name] {
         if !role_name_ok(&t.replace("{env}", "x")) {
             return Err(usage(format!(
@@ -270,6 +292,9 @@ fn from_flags(a: &InitArgs) -> anyhow::Result<Plan> {
             require_mfa: a.principals.require_mfa,
         },
         envs,
+        db: a.db.as_ref().map(|d| d.display().to_string()),
+        profile: a.profile.clone(),
+        executor_profile: a.executor_profile.clone(),
         endpoint: a.endpoint.clone(),
         protect_tags: if a.protect_tags.is_empty() {
             vec!["env=prod".into()]
@@ -389,6 +414,29 @@ fn from_questions<R: BufRead>(a: &InitArgs, p: &mut Prompter<R>) -> anyhow::Resu
     } else {
         (None, false)
     };
+    let profile_ok = |n: &str| {
+        n == "none"
+            || (!n.is_empty()
+                && n.len() <= 64
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)))
+    };
+    let profile = p.ask_valid(
+        "AWS profile with the broker's credential (\"none\" for the standard AWS chain)",
+        a.profile.as_deref().unwrap_or("none"),
+        profile_ok,
+        "is not a profile name",
+    )?;
+    let executor_profile = if any_exec {
+        p.ask_valid(
+            "AWS profile with the operator's credential (\"none\" for the standard AWS chain)",
+            a.executor_profile.as_deref().unwrap_or("none"),
+            profile_ok,
+            "is not a profile name",
+        )?
+    } else {
+        "none".into()
+    };
     let endpoint = p.ask_valid(
         "Local AWS endpoint, for a local AWS such as moto (\"none\" for real AWS)",
         a.endpoint.as_deref().unwrap_or("none"),
@@ -410,11 +458,14 @@ fn from_questions<R: BufRead>(a: &InitArgs, p: &mut Prompter<R>) -> anyhow::Resu
     )?;
     Ok(Plan {
         envs,
+        db: a.db.as_ref().map(|d| d.display().to_string()),
         principals: iam::Principals {
             broker,
             operator,
             require_mfa,
         },
+        profile: (profile != "none").then_some(profile),
+        executor_profile: (executor_profile != "none").then_some(executor_profile),
         endpoint: (endpoint != "none").then_some(endpoint),
         protect_tags: tags.split_whitespace().map(String::from).collect(),
     })
@@ -445,6 +496,10 @@ fn policy_text(plan: &Plan, catalogue: &Catalogue, iam_hint: &str) -> String {
     s.push_str("# Lifetime of each per-call credential (15m is the STS minimum, and the safest).\nsession_duration = \"15m\"\n");
     s.push_str("# A destructive request waits this long for a human's approval, then expires.\nrequest_ttl = \"24h\"\n");
     s.push_str("# An approved request must run within this long after its cooldown, or it expires.\nexecution_window = \"24h\"\n");
+    if let Some(db) = &plan.db {
+        s.push_str("# The queue of destructive requests, shared by `airlock serve` and `airlock executor`.\n");
+        s.push_str(&format!("db = {}\n", q(db)));
+    }
     for e in &plan.envs {
         s.push_str(&format!("\n[environments.{}]\n", e.name));
         let what = if e.prod {
@@ -464,9 +519,15 @@ fn policy_text(plan: &Plan, catalogue: &Catalogue, iam_hint: &str) -> String {
         s.push_str("# Every agent call runs under this role, narrowed to the one call by a session policy.\n");
         s.push_str("# The broker's credential (the standard AWS chain, or `profile = \"NAME\"`) may assume it\n# and nothing else.\n");
         s.push_str(&format!("agent_role = {}\n", q(&e.agent_role)));
+        if let Some(pr) = &plan.profile {
+            s.push_str(&format!("profile = {}\n", q(pr)));
+        }
         if let Some(x) = &e.executor_role {
             s.push_str("# `airlock executor` assumes this role (with the operator's credential: the standard AWS\n# chain, or `executor_profile = \"NAME\"`) to run approved requests. The broker cannot.\n");
             s.push_str(&format!("executor_role = {}\n", q(x)));
+            if let Some(pr) = &plan.executor_profile {
+                s.push_str(&format!("executor_profile = {}\n", q(pr)));
+            }
         }
         if let Some(b) = &e.backup_region {
             s.push_str("# Backups are copied to this region (another failure domain) before anything is deleted.\n");
@@ -708,6 +769,9 @@ mod tests {
                 require_mfa: false,
             },
             endpoint: None,
+            db: Some("/var/lib/airlock/queue.db".into()),
+            profile: Some("airlock-broker".into()),
+            executor_profile: Some("airlock-operator".into()),
             protect_tags: vec![],
             out_dir: None,
             force: false,
@@ -733,6 +797,20 @@ mod tests {
             let policy = Policy::parse(&SourceFile::new("policy.toml", text.clone()), Some(&c))
                 .unwrap_or_else(|e| panic!("{e}\n{text}"));
             assert_eq!(policy.environments.len(), envs.len());
+            assert_eq!(
+                policy.db.as_deref(),
+                Some(Path::new("/var/lib/airlock/queue.db"))
+            );
+            assert_eq!(
+                policy
+                    .environments
+                    .values()
+                    .next()
+                    .unwrap()
+                    .profile
+                    .as_deref(),
+                Some("airlock-broker")
+            );
             iam::documents(&policy, &c, &p.principals).unwrap();
         }
     }

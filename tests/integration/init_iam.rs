@@ -827,6 +827,8 @@ fn init_asks_at_a_terminal() {
             "arn:aws:iam::210987654321:role/oncall",
         ),
         ("Require MFA", "y"),
+        ("AWS profile with the broker's credential", "dev-broker"),
+        ("AWS profile with the operator's credential", ""),
         ("Local AWS endpoint", ""),
         ("Tags that mark resources", "owner=platform env=prod"),
     ];
@@ -851,6 +853,8 @@ fn init_asks_at_a_terminal() {
     );
     assert_eq!(dev.backup_region.as_deref(), Some("eu-central-1"));
     assert!(dev.require_isolated_backup && dev.endpoint.is_none());
+    assert_eq!(dev.profile.as_deref(), Some("dev-broker"));
+    assert_eq!(dev.executor_profile, None);
     let live = &parsed.environments["live"];
     assert!(live.executor_role.is_none());
     assert_eq!(
@@ -924,4 +928,111 @@ fn init_without_answers_or_flags_is_a_usage_error() {
     assert!(Path::new(args[2].as_str().unwrap()).is_absolute());
     assert!(args[2].as_str().unwrap().ends_with("/x/policy.toml"));
     assert!(!d.join("policy.toml").exists(), "printing writes nothing");
+}
+
+/// deploy/airlock-executor.service runs a real subcommand with real flags (each one accepted by
+/// `airlock executor`, with its value), keeps its hardening, and is the unit the deployment
+/// guide shows.
+#[test]
+fn the_systemd_unit_runs_real_subcommands_and_flags() {
+    let unit = std::fs::read_to_string(repo().join("deploy/airlock-executor.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("an ExecStart line");
+    let words: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(words[0], "/usr/local/bin/airlock");
+    assert_eq!(words[1], "executor");
+    let (code, help, err) = airlock(&["executor", "--help"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let flags: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|w| w.starts_with("--"))
+        .collect();
+    assert!(flags.len() >= 4, "{exec}");
+    for f in &flags {
+        assert!(
+            help.contains(&format!("{f} <")) || help.contains(&format!("{f}\n")),
+            "`airlock executor` has no flag {f}:\n{help}"
+        );
+    }
+
+    // The same command line, with its files moved into a temp dir and --once, runs: every
+    // value parses, and with nothing approved it exits 0.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::copy(repo().join("policy.toml"), &policy).unwrap();
+    let trust = dir.path().join("approvers.toml");
+    std::fs::write(&trust, "# nobody yet\n").unwrap();
+    let db = dir.path().join("queue.db");
+    let mut args: Vec<String> = words[1..]
+        .iter()
+        .map(|w| match *w {
+            "/etc/airlock/policy.toml" => policy.display().to_string(),
+            "/etc/airlock/approvers.toml" => trust.display().to_string(),
+            "/var/lib/airlock/queue.db" => db.display().to_string(),
+            other => {
+                assert!(
+                    !other.starts_with('/'),
+                    "unexpected path {other} in ExecStart"
+                );
+                other.to_string()
+            }
+        })
+        .collect();
+    args.push("--once".into());
+    let env = vec![
+        ("HOME".to_string(), dir.path().display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = airlock(&args, &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(db.exists(), "the executor opened the queue at --db");
+
+    let setting = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("the unit sets no {key}"))
+    };
+    assert_eq!(setting("User"), "airlock-exec");
+    assert_eq!(setting("NoNewPrivileges"), "yes");
+    assert_eq!(setting("ProtectHome"), "yes");
+    assert_eq!(setting("ProtectSystem"), "strict");
+    assert_eq!(setting("ReadWritePaths"), "/var/lib/airlock");
+    assert_eq!(setting("EnvironmentFile"), "/etc/airlock/executor.env");
+    assert_eq!(setting("CapabilityBoundingSet"), "");
+
+    // The guide shows this very unit.
+    let guide = std::fs::read_to_string(repo().join("docs/deployment.md")).unwrap();
+    assert!(
+        guide.contains(&unit),
+        "docs/deployment.md must include deploy/airlock-executor.service verbatim"
+    );
+
+    // systemd's own checker, where the machine has it, with the real binary in ExecStart.
+    if let Ok(out) = Command::new("systemd-analyze").arg("--version").output()
+        && out.status.success()
+    {
+        let copy = dir.path().join("airlock-executor.service");
+        std::fs::write(
+            &copy,
+            unit.replace(
+                "/usr/local/bin/airlock",
+                &crate::util::airlock_bin().display().to_string(),
+            ),
+        )
+        .unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
