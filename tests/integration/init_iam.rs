@@ -27,7 +27,7 @@ use iam_rs::{
 };
 use serde_json::{Value, json};
 
-use crate::queue_flow::pty;
+use crate::queue_flow::{PASS, Rig, pty};
 use crate::util::{Moto, airlock, repo, run_demo_client, venv_bin};
 
 const ACCOUNT: &str = "123456789012";
@@ -719,6 +719,45 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
         "{}",
         calls[6]
     );
+}
+
+/// The policy `init` writes carries a delete all the way: the agent requests it, a person
+/// approves it at a terminal, the executor (operator's credential) backs the volume up, copies
+/// the backup to the backup region init set, and deletes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_init_policy_runs_an_approved_delete_end_to_end() {
+    let rig = Rig::new(|t| t);
+    let deploy = rig.dir.path().join("deploy");
+    let (code, out, err) = airlock(
+        &init_args(deploy.to_str().unwrap(), &rig.moto.url),
+        &rig.moto.airlock_env(rig.dir.path()),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    // The rig's policy becomes init's, with a cooldown a test can wait out.
+    let text = std::fs::read_to_string(deploy.join("policy.toml")).unwrap();
+    assert!(text.contains("cooldown = \"10m\""), "{text}");
+    std::fs::write(
+        &rig.policy,
+        text.replace("cooldown = \"10m\"", "cooldown = \"2s\""),
+    )
+    .unwrap();
+
+    let vol = rig.moto.volume("staging_web");
+    let agent = rig.agent().await;
+    let id = rig.request_delete(&agent, &vol).await;
+    let key = rig.approver("alice", true);
+    let (code, screen) = rig.approve(&id, &key, &vol, PASS, None);
+    assert_eq!(code, 0, "{screen}");
+    let done = rig.execute_when_due(&id);
+    assert_eq!(done["state"], "executed", "{done}");
+    assert!(!rig.volume_exists(&vol));
+    let copy = done["outcome"]["copy_snapshot_id"].as_str().unwrap();
+    assert_eq!(
+        rig.aws(&["snapshot", "us-west-2", copy])["state"],
+        "completed"
+    );
+    let (code, out) = rig.audit_verify();
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]
