@@ -13,6 +13,7 @@ use crate::aws::{self, AwsError, call::Fetched};
 use crate::catalogue::args::{self, ArgError, Args};
 use crate::catalogue::{Catalogue, Handler, Risk, ToolSpec};
 use crate::credentials::{CredentialBroker, CredentialError, ScopeRequest};
+use crate::policy::signature::{Integrity, Status};
 use crate::policy::{CallFacts, Decision, Environment, Policy, Verdict};
 use crate::queue::{self, Call, NewRequest, Queue, QueueError, State};
 use crate::scope::{self, ScopeError, SessionPolicy};
@@ -110,6 +111,8 @@ pub struct Engine {
     /// The queue file, opened on first use (so start-up stays fast for read-only sessions).
     db_path: Option<PathBuf>,
     queue: tokio::sync::OnceCell<Arc<Queue>>,
+    /// The signed-policy check run before every destructive request (`airlock serve` sets it).
+    integrity: Option<Arc<Integrity>>,
 }
 
 /// A tool's answer: a JSON body, and whether it is an error for the agent.
@@ -151,7 +154,15 @@ impl Engine {
             http: std::sync::OnceLock::new(),
             db_path: None,
             queue: tokio::sync::OnceCell::new(),
+            integrity: None,
         }
+    }
+
+    /// Refuse new destructive requests unless the loaded policy is signed by a trusted
+    /// approver (checked on every request; see [`Integrity`]).
+    pub fn with_integrity(mut self, integrity: Arc<Integrity>) -> Self {
+        self.integrity = Some(integrity);
+        self
     }
 
     /// Where destructive requests are queued.
@@ -246,7 +257,15 @@ impl Engine {
             (Decision::Deny, _) => {
                 return refusal_answer(Refusal::Denied(Box::new(plan.verdict)), tool_name);
             }
-            (Decision::Approve, Risk::Destructive) => return self.request(&tool, plan, ctx).await,
+            (Decision::Approve, Risk::Destructive) => {
+                if let Some(i) = &self.integrity {
+                    let st = i.check();
+                    if !st.signed {
+                        return unsigned_answer(&st, tool_name);
+                    }
+                }
+                return self.request(&tool, plan, ctx).await;
+            }
             (Decision::Approve, _) => {
                 return ToolAnswer::error(
                     "needs_approval",
@@ -271,11 +290,22 @@ impl Engine {
             (Decision::Allow, _) => {}
         }
         match &tool.handler {
-            Handler::DescribeAccess => ToolAnswer::ok(crate::mcp::access::describe(
-                &self.policy,
-                &self.catalogue,
-                plan.environment.as_deref(),
-            )),
+            Handler::DescribeAccess => {
+                let mut body = crate::mcp::access::describe(
+                    &self.policy,
+                    &self.catalogue,
+                    plan.environment.as_deref(),
+                );
+                if let Some(i) = &self.integrity {
+                    let st = i.check();
+                    body["policy_signature"] = if st.signed {
+                        json!({"signed": true, "signed_by": st.signed_by.iter().map(|s| s.name.clone()).collect::<Vec<_>>(), "manifest_hash": st.manifest_hash})
+                    } else {
+                        json!({"signed": false, "problem": st.problem, "meaning": "read tools work; needs_approval tools refuse new requests until a human reviews the policy and runs `airlock policy sign`"})
+                    };
+                }
+                ToolAnswer::ok(body)
+            }
             Handler::RequestStatus | Handler::RequestCancel => {
                 self.request_handler(&tool, &plan.arguments, ctx).await
             }
@@ -590,6 +620,22 @@ impl Engine {
         );
         body
     }
+}
+
+/// A destructive request refused because the policy is not signed: a tool error (not a
+/// protocol error) that says why and that nothing was queued.
+fn unsigned_answer(st: &Status, tool: &str) -> ToolAnswer {
+    ToolAnswer::error(
+        "policy_not_signed",
+        format!(
+            "Nothing was queued: `{tool}` needs a policy signed by a trusted approver, and the policy airlock is serving is not ({}). A human must review policy.toml and the tool files it enables and run `airlock policy sign`; then make this request again. Read tools keep working.",
+            st.problem.as_deref().unwrap_or("no valid signature")
+        ),
+        json!({
+            "policy_signature": {"signed": false, "manifest_hash": st.manifest_hash, "changes": st.changes},
+            "what_you_can_do": "Tell the person you work with that the airlock policy needs their review and signature (`airlock policy status` shows what changed). You cannot sign it, and editing policy.toml or its signature file only keeps it unsigned."
+        }),
+    )
 }
 
 fn refusal_answer(r: Refusal, tool: &str) -> ToolAnswer {

@@ -96,7 +96,12 @@ impl ApproverKey {
 
     /// Signs `claim.message()`; the signature is standard base64 of its 64 bytes.
     pub fn sign(&self, claim: &ApprovalClaim) -> String {
-        Base64::encode_string(&self.key.sign(&claim.message()).to_bytes())
+        self.sign_message(&claim.message())
+    }
+
+    /// Signs domain-separated `message` bytes (e.g. a policy signature claim); standard base64.
+    pub fn sign_message(&self, message: &[u8]) -> String {
+        Base64::encode_string(&self.key.sign(message).to_bytes())
     }
 
     /// The key file's text: a `# airlock approver: NAME` line, then an

@@ -78,19 +78,33 @@ pub fn verify(
     claim: &ApprovalClaim,
     signature_b64: &str,
 ) -> Result<(), ApprovalError> {
+    verify_message(key, &claim.message(), signature_b64).map_err(|e| match e {
+        ApprovalError::BadSignature(m) if m.starts_with("it does not match") => {
+            ApprovalError::BadSignature(format!(
+                "it does not match request {} for key {}",
+                claim.request_id,
+                key.fingerprint()
+            ))
+        }
+        e => e,
+    })
+}
+
+/// Checks that `signature_b64` is `key`'s strict Ed25519 signature over `message`.
+pub fn verify_message(
+    key: &PublicKey,
+    message: &[u8],
+    signature_b64: &str,
+) -> Result<(), ApprovalError> {
     let bytes = Base64::decode_vec(signature_b64.trim())
         .map_err(|_| ApprovalError::BadSignature("the signature is not standard base64".into()))?;
     let sig = Signature::from_slice(&bytes).map_err(|_| {
         ApprovalError::BadSignature(format!("expected 64 bytes, got {}", bytes.len()))
     })?;
     key.verifying_key()
-        .verify_strict(&claim.message(), &sig)
+        .verify_strict(message, &sig)
         .map_err(|_| {
-            ApprovalError::BadSignature(format!(
-                "it does not match request {} for key {}",
-                claim.request_id,
-                key.fingerprint()
-            ))
+            ApprovalError::BadSignature(format!("it does not match for key {}", key.fingerprint()))
         })
 }
 

@@ -196,6 +196,10 @@ pub struct ProtectionSpec {
 #[derive(Debug, Clone, Default)]
 pub struct Catalogue {
     tools: BTreeMap<String, Arc<ToolSpec>>,
+    /// Hex SHA-256 of each tool's file bytes, by tool name (what a policy signature covers).
+    file_sha256: BTreeMap<String, String>,
+    /// Whether these are the embedded built-in tools (no tools folder on disk).
+    builtin: bool,
 }
 
 /// The verbs a read tool's IAM actions may start with.
@@ -236,7 +240,9 @@ impl Catalogue {
             .iter()
             .map(|(p, t)| SourceFile::new(p, *t))
             .collect::<Vec<_>>();
-        Self::from_files(files)
+        let mut c = Self::from_files(files)?;
+        c.builtin = true;
+        Ok(c)
     }
 
     /// Every `*.toml` file in `dir` (sorted by name).
@@ -284,6 +290,7 @@ impl Catalogue {
         context: Option<&Catalogue>,
     ) -> Result<Self, SourceErrors> {
         let mut tools = BTreeMap::new();
+        let mut file_sha256 = BTreeMap::new();
         let mut errors = Vec::new();
         for f in &files {
             match parse_tool(f) {
@@ -299,6 +306,9 @@ impl Catalogue {
                             ),
                         ));
                     } else {
+                        use sha2::Digest;
+                        let digest = sha2::Sha256::digest(f.text.as_bytes());
+                        file_sha256.insert(t.name.clone(), hex::encode(digest));
                         tools.insert(t.name.clone(), Arc::new(t));
                     }
                 }
@@ -323,7 +333,11 @@ impl Catalogue {
             }
         }
         if errors.is_empty() {
-            Ok(Catalogue { tools })
+            Ok(Catalogue {
+                tools,
+                file_sha256,
+                builtin: false,
+            })
         } else {
             Err(SourceErrors(errors))
         }
@@ -339,6 +353,16 @@ impl Catalogue {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tools.keys().map(String::as_str)
+    }
+
+    /// Hex SHA-256 of the bytes of the file that defined tool `name`.
+    pub fn file_sha256(&self, name: &str) -> Option<&str> {
+        self.file_sha256.get(name).map(String::as_str)
+    }
+
+    /// True for the embedded built-in tools (their files are compiled into the binary).
+    pub fn is_builtin(&self) -> bool {
+        self.builtin
     }
 }
 

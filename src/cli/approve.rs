@@ -112,7 +112,7 @@ pub fn run_approver(c: ApproverCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// The key file to use: the one given, or the only approver key in the config folder.
-fn key_path(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub(crate) fn key_path(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.clone());
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use airlock::approval::trust::{TrustFile, default_trust_path};
 use airlock::credentials::StsBroker;
 use airlock::executor::{DEFAULT_LEASE, Executor};
+use airlock::policy::signature::Integrity;
 use airlock::queue::Queue;
 use airlock::queue::view::countdown;
 use airlock::timefmt::now_ms;
@@ -42,6 +43,7 @@ pub fn run(a: ExecutorArgs) -> anyhow::Result<ExitCode> {
     let config = a.at.config.load().map_err(exit::Failure::config)?;
     let trust_path = a.trust.clone().unwrap_or_else(default_trust_path);
     let trust = TrustFile::load(&trust_path).map_err(exit::Failure::config)?;
+    let integrity = Integrity::new(&config.policy, &config.catalogue, &trust_path);
     let rt = runtime()?;
     rt.block_on(async {
         let path = a.at.queue.path(Some(&config.policy));
@@ -60,14 +62,23 @@ pub fn run(a: ExecutorArgs) -> anyhow::Result<ExitCode> {
             queue,
             broker,
             progress,
+            integrity,
         )
         .with_lease(lease)
         .with_poll(a.poll.max(Duration::from_millis(100)));
         let mut failed = false;
         let mut last_wait = (String::new(), std::time::Instant::now());
+        // Held requests are reported once per reason, not on every poll.
+        let mut held = std::collections::HashMap::<String, String>::new();
         loop {
             for o in ex.run_once().await? {
-                failed |= o.state == "failed";
+                failed |= matches!(o.state.as_str(), "failed" | "held");
+                if o.state == "held" {
+                    if held.get(&o.request_id) == Some(&o.message) {
+                        continue;
+                    }
+                    held.insert(o.request_id.clone(), o.message.clone());
+                }
                 if a.json {
                     println!("{}", serde_json::to_string(&o)?);
                 } else {

@@ -8,6 +8,7 @@ pub mod exit;
 pub mod explain;
 pub mod iam;
 pub mod init;
+pub mod policy;
 pub mod requests;
 pub mod serve;
 pub mod tools;
@@ -67,6 +68,9 @@ pub enum Command {
     /// Write the AWS IAM documents (broker, agent roles and their boundary, executor roles)
     /// for an existing policy: exactly the actions its enabled tools use.
     Iam(iam::IamArgs),
+    /// Sign policy.toml (and the tool files it enables), or show whether it is signed.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Where the queue is.
@@ -165,6 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tools(c) => tools::run(c),
         Command::Init(a) => init::run(a),
         Command::Iam(a) => iam::run(a),
+        Command::Policy(c) => policy::run(c),
     }
 }
 

@@ -1,9 +1,12 @@
 //! The executor: runs approved, due requests, and nothing else. Run by the operator with the
 //! executor's credential (never by `airlock serve`).
 //!
-//! For each request it claims (atomically, with a lease), it checks everything again from the
-//! sources it trusts rather than the queue row: the stored call still hashes to the signed
-//! hash, the policy is the one the approvers signed and still says `approve`, every approval
+//! Before it claims anything, the policy it loaded (and the tool files it enables) must be
+//! signed by an approver in the trust file and still be the files on disk; otherwise due
+//! requests are held (they stay approved, with the reason recorded). For each request it claims
+//! (atomically, with a lease), it checks everything again from the sources it trusts rather
+//! than the queue row: the stored call still hashes to the signed hash, the signed policy in
+//! force still says `approve` for it, every approval
 //! signature verifies against the trust file, enough distinct trusted approvers signed, the
 //! signed cooldown has passed, and the resource is still what was approved. Then it backs the
 //! resource up (waiting for the backup to complete, copying it out of the region where the
@@ -24,6 +27,7 @@ use crate::catalogue::args::Args;
 use crate::catalogue::{AwsSpec, BackupKind, Catalogue, Protocol, Risk, ToolSpec};
 use crate::credentials::{CredentialBroker, ScopeRequest};
 use crate::engine::{CallContext, Engine};
+use crate::policy::signature::Integrity;
 use crate::policy::{Decision, Environment, Policy, Rule};
 use crate::queue::{ClaimOwner, Queue, Request, State};
 use crate::scope::{self, SessionPolicy};
@@ -133,6 +137,8 @@ pub struct Executor {
     lease: Duration,
     poll: Duration,
     progress: Progress,
+    /// Whether the policy this executor loaded is signed by a trusted approver.
+    integrity: Integrity,
 }
 
 /// Why a request must not run.
@@ -146,6 +152,7 @@ impl Executor {
         queue: Arc<Queue>,
         broker: Arc<dyn CredentialBroker>,
         progress: Progress,
+        integrity: Integrity,
     ) -> Self {
         let mut as_executor = (*policy).clone();
         for env in as_executor.environments.values_mut() {
@@ -166,6 +173,7 @@ impl Executor {
             lease: DEFAULT_LEASE,
             poll: Duration::from_secs(2),
             progress,
+            integrity,
         }
     }
 
@@ -190,6 +198,33 @@ impl Executor {
             self.say(format!("{id}: expired"));
         }
         let mut out = Vec::new();
+        // An unsigned (or changed) policy runs nothing: due requests stay approved, with the
+        // reason recorded, and run once a trusted approver signs the policy.
+        let st = self.integrity.check();
+        if !st.signed {
+            let why = format!(
+                "the policy is not signed by a trusted approver: {}. A human must review policy.toml and the tool files it enables and run `airlock policy sign`; this request stays approved and runs once the policy is signed",
+                st.problem.as_deref().unwrap_or("no valid signature")
+            );
+            let now = now_ms();
+            for r in self.queue.list(Some(State::Approved)).await? {
+                if r.not_before.is_some_and(|nb| nb <= now) {
+                    let new = self
+                        .queue
+                        .hold(&r.id, &format!("executor:{}", self.owner.0), &why, now)
+                        .await?;
+                    if new {
+                        self.say(format!("{}: held ({why})", r.id));
+                    }
+                    out.push(Outcome {
+                        request_id: r.id,
+                        state: "held".into(),
+                        message: why.clone(),
+                    });
+                }
+            }
+            return Ok(out);
+        }
         while let Some(req) = self
             .queue
             .claim(&self.owner, self.lease.as_millis() as i64, now_ms())
@@ -318,12 +353,17 @@ impl Executor {
                     .into(),
             ));
         }
+        // A request made under an earlier policy file still runs only because the policy now in
+        // force is signed by a trusted approver (checked before any claim, in `run_once`), and
+        // only if that policy still queues this exact call with no more approvals and no
+        // longer cooldown than were signed (checked below and in `verify_approvals`).
         if req.policy_hash != self.policy.hash {
-            return Err(Refuse(format!(
-                "the policy changed since this request was made (it was approved under policy {}, the policy is now {}); make the request again under the current policy",
+            self.say(format!(
+                "{}: made under policy {}; the signed policy now in force is {}: checking the call against it",
+                req.id,
                 short(&req.policy_hash),
                 short(&self.policy.hash)
-            )));
+            ));
         }
         let input: Map<String, Value> = call.arguments.as_object().cloned().unwrap_or_default();
         let (tool, plan) = self

@@ -9,6 +9,7 @@
 //! rule matches is denied. Protected resources are refused before rules are read.
 
 pub mod raw;
+pub mod signature;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -570,6 +570,36 @@ impl Queue {
         Ok(())
     }
 
+    /// Record why the executor holds an approved, due request without running it (the policy
+    /// is not signed): the request stays `approved`, its outcome says why, and the audit log
+    /// gets a `held` event when the reason is new. Returns whether anything changed.
+    pub async fn hold(
+        &self,
+        id: &str,
+        actor: &str,
+        why: &str,
+        now: i64,
+    ) -> Result<bool, QueueError> {
+        let outcome = json!({"held": why}).to_string();
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE requests SET outcome = ?, updated_at = ?
+             WHERE id = ? AND state = 'approved' AND (outcome IS NULL OR outcome != ?)",
+        )
+        .bind(&outcome)
+        .bind(now)
+        .bind(id)
+        .bind(&outcome)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            audit::append(&mut tx, now, Some(id), actor, "held", &json!({"why": why})).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     /// An event that changes no state (a refused approval attempt, a tamper finding).
     pub async fn note(
         &self,

@@ -76,6 +76,12 @@ pub fn view(r: &Request, approvals: &[Approval], now: i64) -> Value {
     v
 }
 
+/// Why the executor holds an approved request, if it does.
+pub fn held(r: &Request) -> Option<String> {
+    let o: Value = serde_json::from_str(r.outcome.as_deref()?).ok()?;
+    o.get("held")?.as_str().map(str::to_string)
+}
+
 /// What happens next, in one sentence.
 pub fn next_step(r: &Request, approvals: i64, now: i64) -> String {
     match r.state.as_str() {
@@ -84,6 +90,11 @@ pub fn next_step(r: &Request, approvals: i64, now: i64) -> String {
             (r.approvers_required - approvals).max(1),
             r.id,
             countdown(r.expires_at - now)
+        ),
+        "approved" if held(r).is_some() => format!(
+            "approved, but the executor holds it: {} (cancellable with cancel_request or `airlock cancel {}`)",
+            held(r).unwrap_or_default(),
+            r.id
         ),
         "approved" => format!(
             "approved; the executor may run it in {} (cancellable until then with cancel_request or `airlock cancel {}`)",

@@ -19,6 +19,7 @@ async fn nothing_secret_leaves_the_process_even_at_trace_level() {
     // The demo's agent session, through the Python SDK, logging at trace.
     let mut env = rig.moto.airlock_env(rig.dir.path());
     env.push(("AIRLOCK_DB".into(), rig.db.display().to_string()));
+    env.push(("AIRLOCK_TRUST".into(), rig.trust.display().to_string()));
     env.push(trace.clone());
     let (stdout, stderr) = run_demo_client(&rig.policy, &env);
     assert!(

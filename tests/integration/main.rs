@@ -13,4 +13,5 @@ mod protocol;
 mod python_client;
 mod queue_flow;
 mod scope_proofs;
+mod signed_policy;
 mod team_tools;

@@ -26,12 +26,16 @@ struct Raw {
 
 impl Raw {
     fn start(env: Vec<(String, String)>, db: Option<&Path>) -> Raw {
+        Self::start_with_policy(env, db, &repo().join("policy.toml"))
+    }
+
+    fn start_with_policy(env: Vec<(String, String)>, db: Option<&Path>, policy: &Path) -> Raw {
         let home = tempfile::tempdir().unwrap();
         let stderr = home.path().join("stderr.log");
         let mut cmd = Command::new(airlock_bin());
         cmd.arg("serve")
             .arg("--policy")
-            .arg(repo().join("policy.toml"))
+            .arg(policy)
             .env_clear()
             .envs(env)
             .env("HOME", home.path())
@@ -263,11 +267,18 @@ async fn a_client_vanishing_mid_call_leaves_no_partial_queue_write() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("queue.db");
+    // A signed copy of the policy, so the requests really reach the queue.
+    let policy = crate::util::policy_with(dir.path(), |t| t);
+    let trust = dir.path().join("approvers.toml");
+    std::fs::write(&trust, "").unwrap();
+    crate::queue_flow::sign_policy_as_owner(dir.path(), &policy, &trust);
     for (i, vol) in ["staging_api", "staging_web", "staging_db"]
         .iter()
         .enumerate()
     {
-        let mut s = Raw::start(moto.airlock_env(dir.path()), Some(&db));
+        let mut env = moto.airlock_env(dir.path());
+        env.push(("AIRLOCK_TRUST".into(), trust.display().to_string()));
+        let mut s = Raw::start_with_policy(env, Some(&db), &policy);
         s.init().await;
         s.send(&call(
             1,

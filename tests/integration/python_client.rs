@@ -4,7 +4,8 @@
 use serde_json::Value;
 
 use crate::mcp_stdio::assert_no_credentials;
-use crate::util::{Moto, repo, run_demo_client};
+use crate::queue_flow::sign_policy_as_owner;
+use crate::util::{Moto, policy_with, run_demo_client};
 
 #[test]
 fn the_python_sdk_sees_the_same_server() {
@@ -15,7 +16,14 @@ fn the_python_sdk_sees_the_same_server() {
         "AIRLOCK_DB".into(),
         home.path().join("queue.db").display().to_string(),
     ));
-    let (stdout, stderr) = run_demo_client(&repo().join("policy.toml"), &env);
+    // The repository's policy, signed by a trusted approver at a terminal (as `airlock policy
+    // sign` is meant to be used) so the destructive request can be queued.
+    let policy = policy_with(home.path(), |t| t);
+    let trust = home.path().join("approvers.toml");
+    std::fs::write(&trust, "").unwrap();
+    sign_policy_as_owner(home.path(), &policy, &trust);
+    env.push(("AIRLOCK_TRUST".into(), trust.display().to_string()));
+    let (stdout, stderr) = run_demo_client(&policy, &env);
     let r: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["server"]["name"], "airlock");
     assert_eq!(r["server"]["version"], env!("CARGO_PKG_VERSION"));

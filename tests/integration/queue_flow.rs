@@ -21,6 +21,8 @@ pub struct Rig {
     pub policy: PathBuf,
     pub db: PathBuf,
     pub trust: PathBuf,
+    /// The approver key that signed the policy (trusted).
+    pub owner: PathBuf,
     seed_file: PathBuf,
 }
 
@@ -34,10 +36,13 @@ impl Rig {
         std::fs::write(&seed_file, moto.seed.to_string()).unwrap();
         let trust = dir.path().join("approvers.toml");
         std::fs::write(&trust, "# approvers trusted by the executor\n").unwrap();
+        // The policy's owner reviews and signs it before any agent connects.
+        let owner = sign_policy_as_owner(dir.path(), &policy, &trust);
         Rig {
             db: dir.path().join("queue.db"),
             policy,
             trust,
+            owner,
             seed_file,
             dir,
             moto,
@@ -83,7 +88,10 @@ impl Rig {
         Server::start_with(
             Some(&self.moto),
             &self.policy,
-            &[("AIRLOCK_DB".into(), self.db.display().to_string())],
+            &[
+                ("AIRLOCK_DB".into(), self.db.display().to_string()),
+                ("AIRLOCK_TRUST".into(), self.trust.display().to_string()),
+            ],
         )
         .await
     }
@@ -156,35 +164,21 @@ impl Rig {
     /// trust it.
     pub fn approver(&self, name: &str, trusted: bool) -> PathBuf {
         let key = self.dir.path().join(format!("{name}.key"));
-        let mut p = pty(
-            &[
-                "approver",
-                "init",
-                "--name",
-                name,
-                "--key",
-                key.to_str().unwrap(),
-            ],
-            &self.cli_env(),
-        );
-        p.exp_string("Passphrase (at least").unwrap();
-        p.send_line(PASS).unwrap();
-        p.exp_string("Passphrase again").unwrap();
-        p.send_line(PASS).unwrap();
-        let out = p.exp_eof().unwrap();
-        let line = out
-            .lines()
-            .find(|l| l.starts_with("public_key = "))
-            .unwrap_or_else(|| panic!("{out}"));
+        let line = init_key(&key, name, &self.cli_env());
         if trusted {
-            let mut t = std::fs::read_to_string(&self.trust).unwrap();
-            t.push_str(&format!(
-                "\n[[approver]]\nname = \"{name}\"\n{}\n",
-                line.trim()
-            ));
-            std::fs::write(&self.trust, t).unwrap();
+            trust_key(&self.trust, name, &line);
         }
         key
+    }
+
+    /// `airlock policy sign` at a real terminal with `key` (and optionally another trust file).
+    pub fn sign_policy(&self, key: &Path, trust: Option<&Path>) -> (i32, String) {
+        let mut env = self.cli_env();
+        if let Some(t) = trust {
+            env.retain(|(k, _)| k != "AIRLOCK_TRUST");
+            env.push(("AIRLOCK_TRUST".into(), t.display().to_string()));
+        }
+        sign_at_terminal(key, &env)
     }
 
     /// `airlock approve` at a real terminal: type `typed` as the resource id, then `pass`.
@@ -255,6 +249,87 @@ pub fn assert_failed_because(v: &Value, why: &str) {
         .as_str()
         .unwrap_or_else(|| panic!("no error outcome: {v}"));
     assert!(err.contains(why), "{v}");
+}
+
+/// `airlock approver init` at a real terminal; returns the `public_key = ...` line it prints.
+pub fn init_key(key: &Path, name: &str, env: &[(String, String)]) -> String {
+    let mut p = pty(
+        &[
+            "approver",
+            "init",
+            "--name",
+            name,
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        env,
+    );
+    p.exp_string("Passphrase (at least").unwrap();
+    p.send_line(PASS).unwrap();
+    p.exp_string("Passphrase again").unwrap();
+    p.send_line(PASS).unwrap();
+    let out = p.exp_eof().unwrap();
+    out.lines()
+        .find(|l| l.starts_with("public_key = "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim()
+        .to_string()
+}
+
+/// Add approver `name` with its `public_key = ...` line to a trust file.
+pub fn trust_key(trust: &Path, name: &str, public_key_line: &str) {
+    let mut t = std::fs::read_to_string(trust).unwrap_or_default();
+    t.push_str(&format!(
+        "\n[[approver]]\nname = \"{name}\"\n{public_key_line}\n"
+    ));
+    std::fs::write(trust, t).unwrap();
+}
+
+/// `airlock policy sign --key KEY` at a real terminal: types the hash prefix it shows, then
+/// the passphrase. Returns (exit code, everything the terminal showed).
+pub fn sign_at_terminal(key: &Path, env: &[(String, String)]) -> (i32, String) {
+    let mut p = pty(&["policy", "sign", "--key", key.to_str().unwrap()], env);
+    let mut seen = String::new();
+    if let Ok((before, prompt)) =
+        p.exp_regex(r"manifest hash \(([0-9a-f]{8})\) to sign, anything else to stop: ")
+    {
+        seen.push_str(&before);
+        seen.push_str(&prompt);
+        let prefix = prompt
+            .split('(')
+            .nth(1)
+            .and_then(|x| x.get(..8))
+            .unwrap()
+            .to_string();
+        p.send_line(&prefix).unwrap();
+        if let Ok(s) = p.exp_string("Passphrase for") {
+            seen.push_str(&s);
+            p.send_line(PASS).unwrap();
+        }
+    }
+    seen.push_str(&p.exp_eof().unwrap_or_default());
+    let code = match p.process().wait().unwrap() {
+        rexpect::process::WaitStatus::Exited(_, c) => c,
+        other => panic!("policy sign did not exit normally: {other:?}"),
+    };
+    (code, seen)
+}
+
+/// A trusted approver `owner` (key in `dir`, added to `trust`) signs `policy` at a terminal.
+pub fn sign_policy_as_owner(dir: &Path, policy: &Path, trust: &Path) -> PathBuf {
+    let env: Vec<(String, String)> = vec![
+        ("HOME".into(), dir.display().to_string()),
+        ("AIRLOCK_POLICY".into(), policy.display().to_string()),
+        ("AIRLOCK_TRUST".into(), trust.display().to_string()),
+        ("USER".into(), "owner".into()),
+    ];
+    let key = dir.join("owner.key");
+    let line = init_key(&key, "owner", &env);
+    trust_key(trust, "owner", &line);
+    let (code, screen) = sign_at_terminal(&key, &env);
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("policy signed by owner"), "{screen}");
+    key
 }
 
 /// A command in a real pseudo-terminal (its controlling terminal).
