@@ -297,6 +297,13 @@ async fn adding_a_tool_as_documented() {
     let neighbour = groups["team-neighbour"].as_str().unwrap().to_string();
     let prod = groups["team-prod-db"].as_str().unwrap().to_string();
 
+    // The page's policy and tool files are new: an approver signs them, as the page says.
+    let (code, screen) = rig.sign_policy(&rig.owner, None);
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("request_delete_security_group destructive"),
+        "{screen}"
+    );
     let agent = rig.agent().await;
     let tools = agent.client.list_all_tools().await.unwrap();
     let served: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
