@@ -666,8 +666,13 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
         );
     }
 
-    // The demo flow, as an agent sees it, through the official Python MCP SDK.
+    // The demo flow, as an agent sees it, through the official Python MCP SDK, once an approver
+    // has signed the written policy (docs/signed-policy.md).
+    let trust = home.path().join("approvers.toml");
+    std::fs::write(&trust, "").unwrap();
+    crate::queue_flow::sign_policy_as_owner(home.path(), &policy, &trust);
     let mut env = env;
+    env.push(("AIRLOCK_TRUST".into(), trust.display().to_string()));
     env.push((
         "AIRLOCK_DB".into(),
         home.path().join("queue.db").display().to_string(),
