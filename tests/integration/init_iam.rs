@@ -747,6 +747,9 @@ async fn an_init_policy_runs_an_approved_delete_end_to_end() {
     )
     .unwrap();
 
+    // The written policy replaces the rig's: an approver signs it (docs/signed-policy.md).
+    let (code, screen) = rig.sign_policy(&rig.owner, None);
+    assert_eq!(code, 0, "{screen}");
     let vol = rig.moto.volume("staging_web");
     let agent = rig.agent().await;
     let id = rig.request_delete(&agent, &vol).await;
