@@ -735,16 +735,20 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
         policy_abs.display()
     );
     println!(
-        "\n3. Create your approver key, and add the line it prints to the approvers' trust file:\n   {bin} approver init --name YOUR_NAME"
+        "\n3. Create your approver key, and add the lines it prints to the approvers' trust file\n   (~/.config/airlock/approvers.toml):\n   {bin} approver init --name YOUR_NAME"
     );
     println!(
-        "\n4. Connect your agent (the broker's AWS credential must be in the client's environment):\n"
+        "\n4. Review and sign the policy (until a trusted approver signs it, destructive requests are refused):\n   {bin} policy sign --policy {}",
+        policy_abs.display()
+    );
+    println!(
+        "\n5. Connect your agent (`airlock serve` uses the broker's credential: the policy's `profile`,\n   else the standard AWS chain of the client's environment):\n"
     );
     for line in client_config(Client::All, &binary, &policy_abs).lines() {
         println!("   {line}");
     }
     println!(
-        "\n5. Run the executor with the operator's credential (it runs approved requests):\n   {bin} executor --policy {}",
+        "\n6. Run the executor with the operator's credential (it runs approved requests):\n   {bin} executor --policy {}",
         policy_abs.display()
     );
     println!("\nAfter adding tools or environments, regenerate the IAM documents:\n   {iam_hint}");

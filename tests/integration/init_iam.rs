@@ -628,6 +628,14 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
         out.contains("aws iam create-role --role-name airlock-agent-staging"),
         "{out}"
     );
+    assert!(
+        out.contains(&format!(
+            "{} policy sign --policy {}",
+            bin.display(),
+            std::fs::canonicalize(&policy).unwrap().display()
+        )),
+        "{out}"
+    );
 
     // A second init refuses to overwrite; --force replaces.
     let (code, _, err) = airlock(&init_args(d, &moto.url), &env);
