@@ -583,7 +583,12 @@ impl Engine {
             (false, Some(doc)) => vec![doc],
             (false, None) => Vec::new(),
         };
-        let p = aws::project::project(&tool.output, raw_items, limit, &self.policy);
+        let only = tool.output.only.as_ref().and_then(|m| {
+            plan.arguments
+                .get(&m.argument)
+                .map(|v| (m.field.as_str(), v))
+        });
+        let p = aws::project::project(&tool.output, raw_items, limit, only, &self.policy);
         let mut truncated = p.truncated;
         if fetched.more_pages {
             truncated.insert(

@@ -6,7 +6,9 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use serde_json::{Map, Value};
 
-use super::protocol::{json_error, lookup, query_body, render_request, xml_error, xml_to_json};
+use super::protocol::{
+    json_error, lookup, query_body, render_request, rest_path, rest_query, xml_error, xml_to_json,
+};
 use super::sign::sign_request;
 use super::{AwsError, endpoint};
 use crate::catalogue::args::Args;
@@ -47,11 +49,14 @@ pub async fn fetch(
     args: &Args,
     creds: &Credentials,
 ) -> Result<Fetched, AwsError> {
+    if !spec.calls.is_empty() {
+        return fetch_calls(http, spec, env, args, creds).await;
+    }
     let mut params = render_request(&spec.request, args, env);
     let mut out = Fetched::default();
     let max_pages = spec.pagination.as_ref().map_or(1, |p| p.max_pages);
     loop {
-        let page = send(http, spec, env, &params, creds).await?;
+        let page = send(http, spec, env, args, &params, creds).await?;
         out.pages += 1;
         let token = spec.pagination.as_ref().and_then(|p| {
             lookup(&page, &p.response_token)
@@ -85,10 +90,37 @@ pub async fn fetch(
     Ok(out)
 }
 
+/// A tool with several requests: one document with each call's answer under its name (null
+/// for a call whose error code the tool declares as "absent").
+async fn fetch_calls(
+    http: &reqwest::Client,
+    spec: &AwsSpec,
+    env: &Environment,
+    args: &Args,
+    creds: &Credentials,
+) -> Result<Fetched, AwsError> {
+    let mut doc = Map::new();
+    let mut out = Fetched::default();
+    for c in &spec.calls {
+        let one = spec.for_call(c);
+        let params = render_request(&one.request, args, env);
+        let v = match send(http, &one, env, args, &params, creds).await {
+            Ok(v) => v,
+            Err(AwsError::Service { code, .. }) if c.absent.contains(&code) => Value::Null,
+            Err(e) => return Err(e),
+        };
+        out.pages += 1;
+        doc.insert(c.name.clone(), v);
+    }
+    out.document = Some(Value::Object(doc));
+    Ok(out)
+}
+
 async fn send(
     http: &reqwest::Client,
     spec: &AwsSpec,
     env: &Environment,
+    args: &Args,
     params: &Map<String, Value>,
     creds: &Credentials,
 ) -> Result<Value, AwsError> {
@@ -98,8 +130,23 @@ async fn send(
         endpoint: url.clone(),
         message: e,
     };
-    let builder = http.post(format!("{url}/"));
     let builder = match spec.protocol {
+        Protocol::RestXml => {
+            let path = rest_path(spec.path.as_deref().unwrap_or("/"), args, env);
+            let query = rest_query(params);
+            let full = if query.is_empty() {
+                format!("{url}{path}")
+            } else {
+                format!("{url}{path}?{query}")
+            };
+            let method = reqwest::Method::from_bytes(spec.method.as_bytes())
+                .map_err(|e| transport(e.to_string()))?;
+            http.request(method, full)
+        }
+        _ => http.post(format!("{url}/")),
+    };
+    let builder = match spec.protocol {
+        Protocol::RestXml => builder,
         Protocol::Ec2 | Protocol::Query => builder
             .header(
                 "content-type",
@@ -141,7 +188,7 @@ async fn send(
     }
     let text = String::from_utf8_lossy(&bytes);
     let decoded = match spec.protocol {
-        Protocol::Ec2 | Protocol::Query => {
+        Protocol::Ec2 | Protocol::Query | Protocol::RestXml => {
             if status >= 300 {
                 let (code, message) =
                     xml_error(&text).unwrap_or_else(|| ("Unknown".into(), snippet(&text)));
@@ -152,7 +199,11 @@ async fn send(
                     message,
                 });
             }
-            xml_to_json(&text)
+            if text.trim().is_empty() {
+                Ok(Value::Object(Map::new()))
+            } else {
+                xml_to_json(&text)
+            }
         }
         Protocol::Json => {
             let v: Result<Value, String> = if text.trim().is_empty() {

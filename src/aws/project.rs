@@ -29,6 +29,7 @@ pub fn project(
     out: &OutputSpec,
     raw_items: Vec<Value>,
     limit: Option<usize>,
+    only: Option<(&str, &Value)>,
     policy: &Policy,
 ) -> Projected {
     let mut p = Projected {
@@ -59,6 +60,10 @@ pub fn project(
             obj
         })
         .collect();
+    if let Some((field, want)) = only {
+        items.retain(|it| it.get(field) == Some(want));
+        p.seen = items.len();
+    }
     if let Some(key) = &out.sort_by {
         items.sort_by(|a, b| cmp_values(a.get(key), b.get(key)));
     }
@@ -155,6 +160,10 @@ fn fields(
             FieldKind::List => {
                 let list: Vec<&Value> = match v {
                     Value::Array(a) => a.iter().collect(),
+                    Value::Null if f.missing.is_some() => {
+                        m.insert(f.name.clone(), json!(f.missing));
+                        continue;
+                    }
                     Value::Null => Vec::new(),
                     one => vec![one],
                 };
@@ -172,6 +181,11 @@ fn fields(
             }
             FieldKind::Raw => v.clone(),
         };
+        if out.is_null()
+            && let Some(m) = &f.missing
+        {
+            out = Value::String(m.clone());
+        }
         if f.redact
             && let Value::String(s) = &out
         {

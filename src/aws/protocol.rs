@@ -8,6 +8,7 @@
 //! - `{ "$when" = "arg", ... }` keeps the table only when `arg` is given (and not empty).
 //! - `{ "$each" = "arg", "$item" = {...} }` inside a list expands to one element per item of a
 //!   list argument (`${item}`) or per entry of a map argument (`${key}`, `${value}`).
+//! - `"${a|b}"` is `a` when given, else `b`.
 //! - Empty lists and tables are left out, as AWS expects of optional parameters.
 
 use std::collections::BTreeMap;
@@ -25,7 +26,19 @@ struct Vars<'a> {
 }
 
 impl Vars<'_> {
+    /// A variable's value; `a|b` is `a` when given, else `b`.
     fn get(&self, name: &str) -> Option<Value> {
+        if name.contains('|') {
+            return name
+                .split('|')
+                .map(|n| self.get_one(n))
+                .find(|v| v.as_ref().is_some_and(|v| !v.is_null()))
+                .flatten();
+        }
+        self.get_one(name)
+    }
+
+    fn get_one(&self, name: &str) -> Option<Value> {
         if let Some(v) = self.local.get(name) {
             return Some(v.clone());
         }
@@ -224,6 +237,67 @@ fn encode(s: &str) -> String {
     out
 }
 
+/// A rest_xml path template filled with validated arguments, each value percent-encoded as
+/// one path segment (the tool file's patterns already exclude `/`, `?` and the like).
+pub fn rest_path(tmpl: &str, args: &Args, env: &Environment) -> String {
+    let vars = Vars {
+        args,
+        env,
+        local: BTreeMap::new(),
+    };
+    let mut out = String::with_capacity(tmpl.len() + 32);
+    let mut rest = tmpl;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find('}') else {
+            break;
+        };
+        match vars.get(&after[..j]) {
+            Some(Value::String(v)) => out.push_str(&uri_encode(&v)),
+            Some(Value::Number(n)) => out.push_str(&n.to_string()),
+            _ => {}
+        }
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Rendered rest_xml parameters as a query string (`key=` for flags such as `?versioning`;
+/// lists repeat the key).
+pub fn rest_query(params: &Map<String, Value>) -> String {
+    let mut pairs = Vec::new();
+    for (k, v) in params {
+        let vals: Vec<&Value> = match v {
+            Value::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        for x in vals {
+            let text = match x {
+                Value::String(s) => s.clone(),
+                Value::Null | Value::Object(_) | Value::Array(_) => continue,
+                other => other.to_string(),
+            };
+            pairs.push(format!("{}={}", uri_encode(k), uri_encode(&text)));
+        }
+    }
+    pairs.join("&")
+}
+
+/// RFC 3986 encoding as SigV4 expects: unreserved characters as they are, the rest `%XX`.
+fn uri_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// An XML answer as JSON: elements become objects, `item`/`member` lists and repeated
 /// elements become arrays, text becomes strings, empty elements become null.
 pub fn xml_to_json(text: &str) -> Result<Value, String> {
@@ -345,6 +419,35 @@ mod tests {
             &json!({"Ids": ["a"]}).as_object().unwrap().clone(),
         );
         assert_eq!(q, "Action=X&Version=1&Ids.member.1=a");
+    }
+
+    #[test]
+    fn rest_paths_and_queries_are_encoded() {
+        let mut args = Args::new();
+        args.insert("bucket".into(), json!("my.bucket-1"));
+        args.insert("odd".into(), json!("a b/c"));
+        assert_eq!(rest_path("/${bucket}", &args, &env()), "/my.bucket-1");
+        assert_eq!(rest_path("/${odd}/x", &args, &env()), "/a%20b%2Fc/x");
+        let q = json!({"versioning": "", "max-keys": 5, "prefix": "a b", "list": ["x", "y"]});
+        assert_eq!(
+            rest_query(q.as_object().unwrap()),
+            "versioning=&max-keys=5&prefix=a%20b&list=x&list=y"
+        );
+    }
+
+    #[test]
+    fn s3_lists_of_one_and_many() {
+        let one = "<ListAllMyBucketsResult><Buckets><Bucket><Name>a</Name></Bucket></Buckets></ListAllMyBucketsResult>";
+        let v = xml_to_json(one).unwrap();
+        assert_eq!(lookup(&v, "Buckets.Bucket.Name"), Some(&json!("a")));
+        let two = "<ListAllMyBucketsResult><Buckets><Bucket><Name>a</Name></Bucket><Bucket><Name>b</Name></Bucket></Buckets></ListAllMyBucketsResult>";
+        let v = xml_to_json(two).unwrap();
+        assert_eq!(v["Buckets"]["Bucket"][1]["Name"], json!("b"));
+        let err = "<Error><Code>NoSuchLifecycleConfiguration</Code><Message>none</Message></Error>";
+        assert_eq!(
+            xml_error(err),
+            Some(("NoSuchLifecycleConfiguration".into(), "none".into()))
+        );
     }
 
     #[test]

@@ -4,7 +4,10 @@
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode, sign,
+};
 use aws_sigv4::sign::v4;
 
 use super::AwsError;
@@ -17,12 +20,20 @@ pub fn sign_request(
     service: &str,
 ) -> Result<(), AwsError> {
     let identity = creds.clone().into();
+    let mut settings = SigningSettings::default();
+    if service == "s3" {
+        // S3 signs the path as sent (no double encoding, no normalisation) and wants the
+        // payload hash in `x-amz-content-sha256`.
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    }
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
         .name(service)
         .time(SystemTime::now())
-        .settings(SigningSettings::default())
+        .settings(settings)
         .build()
         .map_err(|e| AwsError::Signing(e.to_string()))?
         .into();

@@ -35,6 +35,30 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../tools/list_volumes.toml"),
     ),
     (
+        "tools/list_snapshots.toml",
+        include_str!("../../tools/list_snapshots.toml"),
+    ),
+    (
+        "tools/list_log_groups.toml",
+        include_str!("../../tools/list_log_groups.toml"),
+    ),
+    (
+        "tools/list_db_instances.toml",
+        include_str!("../../tools/list_db_instances.toml"),
+    ),
+    (
+        "tools/list_db_snapshots.toml",
+        include_str!("../../tools/list_db_snapshots.toml"),
+    ),
+    (
+        "tools/list_buckets.toml",
+        include_str!("../../tools/list_buckets.toml"),
+    ),
+    (
+        "tools/get_bucket_protection.toml",
+        include_str!("../../tools/get_bucket_protection.toml"),
+    ),
+    (
         "tools/read_logs.toml",
         include_str!("../../tools/read_logs.toml"),
     ),
@@ -155,6 +179,60 @@ pub struct AwsSpec {
     pub request: Map<String, Value>,
     pub pagination: Option<Pagination>,
     pub already_done: Vec<String>,
+    /// restXml: the HTTP method and path template.
+    pub method: String,
+    pub path: Option<String>,
+    /// Several requests answered as one document, each under its name.
+    pub calls: Vec<CallSpec>,
+}
+
+/// One request of a tool with several.
+#[derive(Debug, Clone)]
+pub struct CallSpec {
+    pub name: String,
+    pub action: String,
+    pub method: String,
+    pub path: Option<String>,
+    pub target: Option<String>,
+    pub request: Map<String, Value>,
+    /// Error codes that mean "not configured": the call's answer is null.
+    pub absent: Vec<String>,
+}
+
+impl AwsSpec {
+    /// A spec for an executor step (no arguments, no pagination, one action).
+    pub fn step(service: &str, protocol: Protocol, action: &str, version: &str) -> AwsSpec {
+        AwsSpec {
+            service: service.into(),
+            protocol,
+            action: action.into(),
+            version: Some(version.into()),
+            target: None,
+            iam_actions: Vec::new(),
+            resources: Vec::new(),
+            wildcard_reason: None,
+            request: Map::new(),
+            pagination: None,
+            already_done: Vec::new(),
+            method: "POST".into(),
+            path: None,
+            calls: Vec::new(),
+        }
+    }
+
+    /// The spec of one of `calls`, as a single request.
+    pub fn for_call(&self, c: &CallSpec) -> AwsSpec {
+        AwsSpec {
+            action: c.action.clone(),
+            method: c.method.clone(),
+            path: c.path.clone(),
+            target: c.target.clone().or_else(|| self.target.clone()),
+            request: c.request.clone(),
+            pagination: None,
+            calls: Vec::new(),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +253,14 @@ pub struct OutputSpec {
     pub keep: Keep,
     pub protection: Option<ProtectionSpec>,
     pub note: Option<String>,
+    /// Keep only items whose output field equals an argument's value (when it is given).
+    pub only: Option<OnlyMatching>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OnlyMatching {
+    pub field: String,
+    pub argument: String,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +269,8 @@ pub struct FieldSpec {
     pub path: String,
     pub kind: FieldKind,
     pub redact: bool,
+    /// Shown instead of null.
+    pub missing: Option<String>,
     pub fields: Vec<FieldSpec>,
 }
 
@@ -591,6 +679,18 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
                 .iter()
                 .map(|fs| field_spec(fs.get_ref()))
                 .collect::<Vec<_>>();
+            if let Some(m) = &o.only
+                && (!fields.iter().any(|fs| fs.name == m.field)
+                    || !arguments.iter().any(|a| a.name == m.argument))
+            {
+                errs.push(f.error(
+                    Some(span.clone()),
+                    format!(
+                        "output.match needs an output field `{}` and an argument `{}`",
+                        m.field, m.argument
+                    ),
+                ));
+            }
             if let Some(s) = &o.sort_by
                 && !fields.iter().any(|fs| &fs.name == s)
             {
@@ -612,6 +712,10 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
                     tags: p.tags.clone(),
                 }),
                 note: o.note.clone(),
+                only: o.only.as_ref().map(|m| OnlyMatching {
+                    field: m.field.clone(),
+                    argument: m.argument.clone(),
+                }),
             }
         }
     };
@@ -720,6 +824,7 @@ fn field_spec(r: &raw::RawField) -> FieldSpec {
         path: r.path.clone(),
         kind: r.kind,
         redact: r.redact,
+        missing: r.missing.clone(),
         fields: r.fields.iter().map(field_spec).collect(),
     }
 }
@@ -753,8 +858,14 @@ fn validate_aws(
                 "query protocols need `version` (the API version, e.g. \"2016-11-15\" for EC2)",
             ));
         }
-        Protocol::Json if a.target.is_none() => {
+        Protocol::Json
+            if a.target.is_none()
+                && (a.calls.is_empty() || a.calls.iter().any(|c| c.get_ref().target.is_none())) =>
+        {
             errs.push(f.error(Some(aws.span()), "the json protocol needs `target` (the X-Amz-Target header, e.g. \"Logs_20140328.FilterLogEvents\")"));
+        }
+        Protocol::RestXml if a.calls.is_empty() && a.path.is_none() => {
+            errs.push(f.error(Some(aws.span()), "the rest_xml protocol needs `path` (e.g. \"/${bucket}\"; \"/\" for the service root)"));
         }
         _ => {}
     }
@@ -771,6 +882,77 @@ fn validate_aws(
             Some(a.action.span()),
             format!("action `{action}` is not a read action, but this tool's risk is \"read\"; make it \"destructive\" (which goes through approval)"),
         ));
+    }
+    if a.protocol != Protocol::RestXml && (a.path.is_some() || a.method.is_some()) {
+        errs.push(f.error(
+            Some(aws.span()),
+            "`path` and `method` belong to the rest_xml protocol; remove them",
+        ));
+    }
+    let method = check_method(f, aws, a.method.as_deref(), errs);
+    if let Some(p) = &a.path
+        && let Err(e) = check_path(p.get_ref(), arguments)
+    {
+        errs.push(f.error(Some(p.span()), e));
+    }
+    let mut calls = Vec::new();
+    let mut call_names = BTreeSet::new();
+    if !a.calls.is_empty() && (a.request.is_some() || a.path.is_some() || a.pagination.is_some()) {
+        errs.push(f.error(Some(aws.span()), "a tool with [[aws.calls]] puts `request` and `path` in each call, and cannot paginate; remove them from [aws]"));
+    }
+    if !a.calls.is_empty() && risk != Risk::Read {
+        errs.push(f.error(Some(aws.span()), "[[aws.calls]] is for read tools; a write or destructive tool makes exactly one request"));
+    }
+    for c in &a.calls {
+        let cc = c.get_ref();
+        if !call_names.insert(cc.name.clone())
+            || cc.name.is_empty()
+            || !cc
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        {
+            errs.push(f.error(
+                Some(c.span()),
+                format!(
+                    "call name `{}` must be unique, lowercase letters, digits and `_`",
+                    cc.name
+                ),
+            ));
+        }
+        if a.protocol == Protocol::RestXml && cc.path.is_none() {
+            errs.push(f.error(Some(c.span()), "each rest_xml call needs `path`"));
+        }
+        if a.protocol != Protocol::RestXml && (cc.path.is_some() || cc.method.is_some()) {
+            errs.push(f.error(
+                Some(c.span()),
+                "`path` and `method` belong to the rest_xml protocol; remove them",
+            ));
+        }
+        if let Some(p) = &cc.path
+            && let Err(e) = check_path(p.get_ref(), arguments)
+        {
+            errs.push(f.error(Some(p.span()), e));
+        }
+        if risk == Risk::Read && !is_read_verb(&cc.action) {
+            errs.push(f.error(
+                Some(c.span()),
+                format!(
+                    "call action `{}` is not a read action, but this tool's risk is \"read\"",
+                    cc.action
+                ),
+            ));
+        }
+        let request = template(f, cc.request.as_ref(), arguments, errs);
+        calls.push(CallSpec {
+            name: cc.name.clone(),
+            action: cc.action.clone(),
+            method: check_method(f, c, cc.method.as_deref(), errs),
+            path: cc.path.as_ref().map(|p| p.get_ref().clone()),
+            target: cc.target.clone(),
+            request,
+            absent: cc.absent.clone(),
+        });
     }
     if a.iam_actions.is_empty() {
         errs.push(f.error(
@@ -835,27 +1017,7 @@ fn validate_aws(
             errs.push(f.error(Some(r.span()), e));
         }
     }
-    let request = match &a.request {
-        None => Map::new(),
-        Some(t) => match serde_json::to_value(t.get_ref()) {
-            Ok(Value::Object(m)) => {
-                let mut refs = BTreeSet::new();
-                collect_placeholders(&Value::Object(m.clone()), &mut refs);
-                for p in refs {
-                    if !arguments.iter().any(|x| x.name == p)
-                        && !matches!(p.as_str(), "key" | "value" | "item" | "region" | "account")
-                    {
-                        errs.push(f.error(Some(t.span()), format!("the request template uses `${{{p}}}`, which is not an argument of this tool")));
-                    }
-                }
-                m
-            }
-            _ => {
-                errs.push(f.error(Some(t.span()), "request must be a table"));
-                Map::new()
-            }
-        },
-    };
+    let request = template(f, a.request.as_ref(), arguments, errs);
     if let Some(p) = &a.pagination
         && (p.max_pages == 0 || p.max_pages > MAX_PAGES_CEILING)
     {
@@ -883,7 +1045,82 @@ fn validate_aws(
             max_pages: p.max_pages,
         }),
         already_done: a.already_done.clone(),
+        method,
+        path: a.path.as_ref().map(|p| p.get_ref().clone()),
+        calls,
     })
+}
+
+/// A request template: a table whose placeholders are arguments of the tool.
+fn template(
+    f: &SourceFile,
+    t: Option<&serde_spanned::Spanned<toml::Table>>,
+    arguments: &[ArgSpec],
+    errs: &mut Vec<SourceError>,
+) -> Map<String, Value> {
+    let Some(t) = t else {
+        return Map::new();
+    };
+    match serde_json::to_value(t.get_ref()) {
+        Ok(Value::Object(m)) => {
+            let mut refs = BTreeSet::new();
+            collect_placeholders(&Value::Object(m.clone()), &mut refs);
+            for p in refs {
+                if !arguments.iter().any(|x| x.name == p)
+                    && !matches!(p.as_str(), "key" | "value" | "item" | "region" | "account")
+                {
+                    errs.push(f.error(Some(t.span()), format!("the request template uses `${{{p}}}`, which is not an argument of this tool")));
+                }
+            }
+            m
+        }
+        _ => {
+            errs.push(f.error(Some(t.span()), "request must be a table"));
+            Map::new()
+        }
+    }
+}
+
+fn check_method<T>(
+    f: &SourceFile,
+    at: &serde_spanned::Spanned<T>,
+    m: Option<&str>,
+    errs: &mut Vec<SourceError>,
+) -> String {
+    match m {
+        None => "GET".into(),
+        Some(m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE")) => m.into(),
+        Some(other) => {
+            errs.push(f.error(
+                Some(at.span()),
+                format!("method `{other}` must be one of GET, HEAD, POST, PUT, DELETE"),
+            ));
+            "GET".into()
+        }
+    }
+}
+
+/// A rest_xml path template: starts with `/`, and every argument in it is a required string
+/// with a pattern (it becomes part of the URL the request is signed for).
+fn check_path(p: &str, arguments: &[ArgSpec]) -> Result<(), String> {
+    if !p.starts_with('/') || p.contains('?') || p.contains('#') {
+        return Err(format!(
+            "path `{p}` must start with \"/\" and hold no query (`?`) or fragment; the query is the request template"
+        ));
+    }
+    let mut refs = BTreeSet::new();
+    placeholders(p, &mut refs);
+    for r in refs {
+        match arguments.iter().find(|a| a.name == r) {
+            Some(a) if a.kind == ArgKind::String && a.required && a.pattern.is_some() => {}
+            _ => {
+                return Err(format!(
+                    "path `{p}` uses `${{{r}}}`, which must be a required string argument with a `pattern`"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An ARN template must keep the call inside its environment: `arn:${partition}:SERVICE:
@@ -1034,9 +1271,14 @@ pub fn placeholders(s: &str, out: &mut BTreeSet<String>) {
     }
 }
 
+/// Placeholders of a request template; `${a|b}` (a, else b) names both.
 fn collect_placeholders(v: &Value, out: &mut BTreeSet<String>) {
     match v {
-        Value::String(s) => placeholders(s, out),
+        Value::String(s) => {
+            let mut names = BTreeSet::new();
+            placeholders(s, &mut names);
+            out.extend(names.iter().flat_map(|n| n.split('|')).map(str::to_string));
+        }
         Value::Array(a) => a.iter().for_each(|x| collect_placeholders(x, out)),
         Value::Object(m) => {
             for (k, x) in m {

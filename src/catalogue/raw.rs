@@ -208,6 +208,9 @@ pub enum Protocol {
     Query,
     /// The awsJson 1.1 protocol (Logs, ECS, DynamoDB): a JSON body and `X-Amz-Target`.
     Json,
+    /// The restXml protocol (S3): method and path from the tool file, the request template as
+    /// the query string, XML answers. S3 is addressed path-style (`ENDPOINT/BUCKET`).
+    RestXml,
 }
 
 /// The AWS call and the session policy it runs under.
@@ -219,9 +222,19 @@ pub struct RawAws {
     pub service: Spanned<String>,
     /// The service's wire protocol.
     pub protocol: Protocol,
-    /// The wire action, e.g. `DescribeVolumes`.
+    /// The wire action, e.g. `DescribeVolumes` (for a tool with `calls`: a name for the whole).
     #[schemars(with = "String")]
     pub action: Spanned<String>,
+    /// rest_xml: the HTTP method (default GET).
+    pub method: Option<String>,
+    /// rest_xml: the path template, e.g. "/${bucket}" (arguments in it need a `pattern`).
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// Several requests answered as one document (e.g. a bucket's versioning, object lock and
+    /// lifecycle): each call's answer is put under its `name`. Exclusive with `request`.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawCall>")]
+    pub calls: Vec<Spanned<RawCall>>,
     /// The API version (query protocols).
     pub version: Option<String>,
     /// The `X-Amz-Target` header (JSON protocol).
@@ -246,6 +259,32 @@ pub struct RawAws {
     /// for a delete): a retry after a crash records success, not failure.
     #[serde(default)]
     pub already_done: Vec<String>,
+}
+
+/// One request of a tool with several (`[[aws.calls]]`); service, protocol and the session
+/// policy are the tool's.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCall {
+    /// The key this call's answer is put under in the document the output reads.
+    pub name: String,
+    /// The wire action of this request, e.g. `GetBucketVersioning`.
+    pub action: String,
+    /// rest_xml: the HTTP method (default GET).
+    pub method: Option<String>,
+    /// rest_xml: the path template, e.g. "/${bucket}".
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// json: the X-Amz-Target header (default: the tool's).
+    pub target: Option<String>,
+    /// The request template of this call (rest_xml: the query string).
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub request: Option<Spanned<toml::Table>>,
+    /// Error codes that mean "this is not configured" (e.g. NoSuchLifecycleConfiguration): the
+    /// call's answer is then null, not an error.
+    #[serde(default)]
+    pub absent: Vec<String>,
 }
 
 /// Pagination: bounded, and the answer says when it stopped at the cap.
@@ -288,6 +327,20 @@ pub struct RawOutput {
     pub protection: Option<RawProtection>,
     /// A sentence added to every result (e.g. "log text is untrusted data").
     pub note: Option<String>,
+    /// Keep only items whose output `field` equals the value of `argument`, when the call
+    /// gives it (e.g. an exact name looked up by prefix).
+    #[serde(rename = "match")]
+    pub only: Option<RawMatch>,
+}
+
+/// Keep only items whose output field equals an argument's value.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    /// An output field name.
+    pub field: String,
+    /// An argument of the tool; when the call leaves it out, every item is kept.
+    pub argument: String,
 }
 
 /// Which end of the items survives the caps.
@@ -325,6 +378,8 @@ pub struct RawField {
     /// Scrub secrets (keys, tokens, passwords) from the value before the agent sees it.
     #[serde(default)]
     pub redact: bool,
+    /// Shown instead of null when the answer has no value here (e.g. "not configured").
+    pub missing: Option<String>,
     /// For `list` fields: the fields of each element.
     #[serde(default)]
     pub fields: Vec<RawField>,

@@ -61,7 +61,13 @@ fn builtin_catalogue_loads() {
         [
             "cancel_request",
             "describe_access",
+            "get_bucket_protection",
             "get_request",
+            "list_buckets",
+            "list_db_instances",
+            "list_db_snapshots",
+            "list_log_groups",
+            "list_snapshots",
             "list_volumes",
             "read_logs",
             "request_delete_volume"
@@ -423,4 +429,93 @@ fn the_catalogue_page_lists_every_tool_with_its_actions_resources_and_risk() {
         }
     }
     assert!(page.contains("- backup before the action: `ebs_snapshot`"));
+}
+/// A rest_xml read tool with several calls, to mutate below.
+const REST: &str = r#"
+name = "get_bucket_thing"
+description = "Get a bucket's settings."
+risk = "read"
+
+[[arguments]]
+name = "environment"
+type = "environment"
+required = true
+description = "env"
+
+[[arguments]]
+name = "bucket"
+type = "string"
+required = true
+description = "bucket"
+pattern = "^[a-z0-9.-]{3,63}$"
+resource = true
+
+[[arguments]]
+name = "note"
+type = "string"
+description = "free text"
+
+[aws]
+service = "s3"
+protocol = "rest_xml"
+action = "GetBucketThing"
+iam_actions = ["s3:GetBucketVersioning"]
+resources = ["arn:${partition}:s3:::${bucket}"]
+
+[[aws.calls]]
+name = "versioning"
+action = "GetBucketVersioning"
+path = "/${bucket}"
+request = { versioning = "" }
+"#;
+
+#[test]
+fn rest_calls_parse() {
+    let t = parse(REST).expect("valid");
+    let a = t.aws().unwrap();
+    assert_eq!(a.calls.len(), 1);
+    assert_eq!(a.calls[0].method, "GET");
+    assert_eq!(a.calls[0].path.as_deref(), Some("/${bucket}"));
+}
+
+#[test]
+fn rest_paths_need_validated_arguments() {
+    let t = REST.replace("path = \"/${bucket}\"", "path = \"/${note}\"");
+    refused(
+        &t,
+        "\"/${note}\"",
+        "must be a required string argument with a `pattern`",
+    );
+    let t = REST.replace("path = \"/${bucket}\"", "path = \"${bucket}\"");
+    refused(&t, "\"${bucket}\"", "must start with \"/\"");
+    let t = REST.replace("path = \"/${bucket}\"", "path = \"/${bucket}?acl\"");
+    refused(&t, "\"/${bucket}?acl\"", "no query");
+}
+
+#[test]
+fn rest_calls_are_checked() {
+    let t = REST.replace("path = \"/${bucket}\"\n", "");
+    refused(&t, "[[aws.calls]]\nname", "each rest_xml call needs `path`");
+    let t = REST.replace("name = \"versioning\"", "name = \"Versioning!\"");
+    refused(&t, "[[aws.calls]]\nname", "must be unique, lowercase");
+    let t = REST.replace(
+        "action = \"GetBucketVersioning\"\npath",
+        "action = \"GetBucketVersioning\"\nmethod = \"PATCH\"\npath",
+    );
+    refused(&t, "[[aws.calls]]\nname", "method `PATCH`");
+    let t = REST.replace("risk = \"read\"", "risk = \"write\"");
+    refused(
+        &t,
+        "[aws]\nservice = \"s3\"",
+        "[[aws.calls]] is for read tools",
+    );
+    let t = GOOD.replace(
+        "version = \"2016-11-15\"",
+        "version = \"2016-11-15\"\npath = \"/x\"",
+    );
+    refused(
+        &t,
+        "[aws]\nservice = \"ec2\"",
+        "belong to the rest_xml protocol",
+    );
 }

@@ -569,25 +569,29 @@ impl Executor {
         params: Value,
         req: &Request,
     ) -> Result<Value, AwsError> {
+        let spec = AwsSpec::step("ec2", Protocol::Ec2, action, EC2_VERSION);
+        self.step(env, spec, actions, resources, params, req).await
+    }
+
+    /// One executor step under its own session policy: exactly `actions` on `resources`.
+    async fn step(
+        &self,
+        env: &Environment,
+        mut spec: AwsSpec,
+        actions: Vec<String>,
+        resources: Vec<String>,
+        params: Value,
+        req: &Request,
+    ) -> Result<Value, AwsError> {
         let sp = scope::document(actions.clone(), resources.clone(), &env.region)
             .map_err(|e| AwsError::Signing(e.to_string()))?;
         let creds = self
-            .creds(env, &sp, action, req)
+            .creds(env, &sp, &spec.action, req)
             .await
             .map_err(|r| AwsError::Signing(r.0))?;
-        let spec = AwsSpec {
-            service: "ec2".into(),
-            protocol: Protocol::Ec2,
-            action: action.into(),
-            version: Some(EC2_VERSION.into()),
-            target: None,
-            iam_actions: actions,
-            resources,
-            wildcard_reason: None,
-            request: params.as_object().cloned().unwrap_or_default(),
-            pagination: None,
-            already_done: Vec::new(),
-        };
+        spec.iam_actions = actions;
+        spec.resources = resources;
+        spec.request = params.as_object().cloned().unwrap_or_default();
         let f = aws::call::fetch(&self.http, &spec, None, env, &Args::new(), &creds).await?;
         Ok(f.document.unwrap_or(Value::Null))
     }

@@ -522,7 +522,13 @@ mod tests {
             [
                 "cancel_request",
                 "describe_access",
+                "get_bucket_protection",
                 "get_request",
+                "list_buckets",
+                "list_db_instances",
+                "list_db_snapshots",
+                "list_log_groups",
+                "list_snapshots",
                 "list_volumes",
                 "read_logs",
                 "request_delete_volume"

@@ -28,7 +28,10 @@ fn check_accepts_the_repository_policy() {
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], true);
-    assert_eq!(v["tools"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        v["tools"].as_array().unwrap().len(),
+        airlock::catalogue::BUILTIN.len()
+    );
 }
 
 #[test]

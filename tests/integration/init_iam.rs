@@ -165,16 +165,28 @@ fn actions_of(d: &Document) -> Vec<String> {
 #[test]
 fn agent_roles_hold_exactly_the_enabled_read_actions() {
     let d = demo_documents(false);
-    // staging: list_volumes, read_logs, and list_volumes again as request_delete_volume's look.
+    // The inventory tools everywhere, plus the read_logs in staging (and list_volumes again as
+    // request_delete_volume's look).
+    let inventory = [
+        "ec2:DescribeSnapshots",
+        "ec2:DescribeVolumes",
+        "logs:DescribeLogGroups",
+        "rds:DescribeDBInstances",
+        "rds:DescribeDBSnapshots",
+        "s3:GetBucketObjectLockConfiguration",
+        "s3:GetBucketVersioning",
+        "s3:GetLifecycleConfiguration",
+        "s3:ListAllMyBuckets",
+    ];
+    let mut staging_actions: Vec<&str> = inventory.to_vec();
+    staging_actions.push("logs:FilterLogEvents");
+    staging_actions.sort();
     assert_eq!(
         actions_of(&d["agent-staging-permissions.json"]),
-        ["ec2:DescribeVolumes", "logs:FilterLogEvents"]
+        staging_actions
     );
     // prod: read_logs and request_delete_volume are denied there.
-    assert_eq!(
-        actions_of(&d["agent-prod-permissions.json"]),
-        ["ec2:DescribeVolumes"]
-    );
+    assert_eq!(actions_of(&d["agent-prod-permissions.json"]), inventory);
     let staging = &d["agent-staging-permissions.json"];
     let logs = "arn:aws:logs:us-east-1:123456789012:log-group:/app/staging/api";
     for (action, resource) in [
@@ -484,7 +496,13 @@ fn generated_documents_snapshot() {
             .collect(),
     )
     .unwrap();
+    // The demo policy's rules for those tools (the ones for the wider catalogue follow them).
     let text = std::fs::read_to_string(repo().join("policy.toml")).unwrap();
+    let text = text
+        .split("\n# The wider catalogue")
+        .next()
+        .unwrap()
+        .to_string();
     let p = Policy::parse(&SourceFile::new("policy.toml", text), Some(&c)).unwrap();
     let d: BTreeMap<String, Document> = iam::documents(&p, &c, &principals(true))
         .unwrap()
@@ -505,9 +523,9 @@ fn new_tools_are_covered_from_their_files() {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     std::fs::write(
-        dir.path().join("list_db_instances.toml"),
-        r#"name = "list_db_instances"
-description = "List RDS instances."
+        dir.path().join("list_db_clusters.toml"),
+        r#"name = "list_db_clusters"
+description = "List RDS clusters."
 risk = "read"
 
 [[arguments]]
@@ -527,13 +545,13 @@ resource = true
 [aws]
 service = "rds"
 protocol = "query"
-action = "DescribeDBInstances"
+action = "DescribeDBClusters"
 version = "2014-10-31"
-iam_actions = ["rds:DescribeDBInstances"]
-resources = ["arn:${partition}:rds:${region}:${account}:db:${db_instance}"]
+iam_actions = ["rds:DescribeDBClusters"]
+resources = ["arn:${partition}:rds:${region}:${account}:cluster:${db_instance}"]
 
 [aws.request]
-DBInstanceIdentifier = "${db_instance}"
+DBClusterIdentifier = "${db_instance}"
 "#,
     )
     .unwrap();
@@ -548,18 +566,18 @@ DBInstanceIdentifier = "${db_instance}"
             .find(|d| d.file == "agent-staging-permissions.json")
             .unwrap()
     };
-    assert!(!actions_of(&staging(docs(&base))).contains(&"rds:DescribeDBInstances".into()));
+    assert!(!actions_of(&staging(docs(&base))).contains(&"rds:DescribeDBClusters".into()));
     let enabled = format!(
-        "{base}\n[[rules]]\ntools = [\"list_db_instances\"]\nenvironments = [\"staging\"]\ndecision = \"allow\"\n"
+        "{base}\n[[rules]]\ntools = [\"list_db_clusters\"]\nenvironments = [\"staging\"]\ndecision = \"allow\"\n"
     );
     let d = staging(docs(&enabled));
-    assert!(actions_of(&d).contains(&"rds:DescribeDBInstances".into()));
+    assert!(actions_of(&d).contains(&"rds:DescribeDBClusters".into()));
     assert_eq!(
         eval(
             &[&d],
             AGENT_STAGING,
-            "rds:DescribeDBInstances",
-            "arn:aws:rds:us-east-1:123456789012:db:main",
+            "rds:DescribeDBClusters",
+            "arn:aws:rds:us-east-1:123456789012:cluster:main",
             "us-east-1"
         ),
         Decision::Allow

@@ -5,6 +5,7 @@ mod util;
 
 mod adding_a_tool;
 mod broker;
+mod catalogue_tools;
 mod cli;
 mod init_iam;
 mod leaks;

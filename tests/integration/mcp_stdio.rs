@@ -140,7 +140,13 @@ async fn initialize_reports_airlock_and_serves_the_catalogue() {
         [
             "cancel_request",
             "describe_access",
+            "get_bucket_protection",
             "get_request",
+            "list_buckets",
+            "list_db_instances",
+            "list_db_snapshots",
+            "list_log_groups",
+            "list_snapshots",
             "list_volumes",
             "read_logs",
             "request_delete_volume"
@@ -185,9 +191,21 @@ async fn initialize_reports_airlock_and_serves_the_catalogue() {
         .iter()
         .map(|x| x["tool"].as_str().unwrap())
         .collect();
-    assert_eq!(allowed, ["list_volumes", "read_logs"]);
     assert_eq!(
-        staging["allowed"][1]["only_resources_matching"],
+        allowed,
+        [
+            "get_bucket_protection",
+            "list_buckets",
+            "list_db_instances",
+            "list_db_snapshots",
+            "list_log_groups",
+            "list_snapshots",
+            "list_volumes",
+            "read_logs"
+        ]
+    );
+    assert_eq!(
+        staging["allowed"][7]["only_resources_matching"],
         json!(["/app/staging/*"])
     );
     let approval: Vec<&str> = staging["needs_approval"]

@@ -32,7 +32,13 @@ fn the_python_sdk_sees_the_same_server() {
         serde_json::json!([
             "cancel_request",
             "describe_access",
+            "get_bucket_protection",
             "get_request",
+            "list_buckets",
+            "list_db_instances",
+            "list_db_snapshots",
+            "list_log_groups",
+            "list_snapshots",
             "list_volumes",
             "read_logs",
             "request_delete_volume"

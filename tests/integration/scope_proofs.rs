@@ -21,7 +21,7 @@ use crate::util::{Moto, airlock, repo};
 
 /// Actions that change or destroy things, or hand out credentials: never in a read call's
 /// session policy.
-const DESTRUCTIVE: &[&str] = &[
+pub const DESTRUCTIVE: &[&str] = &[
     "ec2:DeleteVolume",
     "ec2:DetachVolume",
     "ec2:ModifyVolume",
@@ -91,7 +91,7 @@ fn policy_for(region: &str) -> Policy {
     .unwrap()
 }
 
-fn engine(region: &str) -> Engine {
+pub fn engine(region: &str) -> Engine {
     Engine::new(
         Arc::new(policy_for(region)),
         Arc::new(Catalogue::builtin().unwrap()),
@@ -100,7 +100,7 @@ fn engine(region: &str) -> Engine {
 }
 
 /// The session policy airlock renders for a call.
-fn session_policy(e: &Engine, tool: &str, args: Value) -> String {
+pub fn session_policy(e: &Engine, tool: &str, args: Value) -> String {
     let (_, plan) = e.plan(tool, args.as_object().unwrap()).unwrap();
     plan.session_policy
         .expect("an allowed AWS call has a session policy")
