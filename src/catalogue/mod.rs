@@ -889,7 +889,7 @@ fn validate_aws(
             "`path` and `method` belong to the rest_xml protocol; remove them",
         ));
     }
-    let method = check_method(f, aws, a.method.as_deref(), errs);
+    let method = check_method(f, aws, a.method.as_deref(), risk, errs);
     if let Some(p) = &a.path
         && let Err(e) = check_path(p.get_ref(), arguments)
     {
@@ -947,7 +947,7 @@ fn validate_aws(
         calls.push(CallSpec {
             name: cc.name.clone(),
             action: cc.action.clone(),
-            method: check_method(f, c, cc.method.as_deref(), errs),
+            method: check_method(f, c, cc.method.as_deref(), risk, errs),
             path: cc.path.as_ref().map(|p| p.get_ref().clone()),
             target: cc.target.clone(),
             request,
@@ -1081,14 +1081,24 @@ fn template(
     }
 }
 
+/// A rest_xml request's HTTP method. What is sent is what runs: a read tool sends GET or HEAD,
+/// whatever its action names say (`DELETE /bucket` deletes).
 fn check_method<T>(
     f: &SourceFile,
     at: &serde_spanned::Spanned<T>,
     m: Option<&str>,
+    risk: Risk,
     errs: &mut Vec<SourceError>,
 ) -> String {
     match m {
         None => "GET".into(),
+        Some(m @ ("POST" | "PUT" | "DELETE")) if risk == Risk::Read => {
+            errs.push(f.error(
+                Some(at.span()),
+                format!("method `{m}` can change things, but this tool's risk is \"read\"; a read tool sends GET or HEAD (make it \"destructive\", which goes through approval)"),
+            ));
+            m.into()
+        }
         Some(m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE")) => m.into(),
         Some(other) => {
             errs.push(f.error(

@@ -519,3 +519,25 @@ fn rest_calls_are_checked() {
         "belong to the rest_xml protocol",
     );
 }
+
+/// What a rest_xml request does is its HTTP method: a read tool sending DELETE (or PUT, POST)
+/// is refused whatever its action names say, at the [aws] table or the call that sends it.
+#[test]
+fn destructive_http_method_in_a_read_tool_is_refused() {
+    for m in ["DELETE", "PUT", "POST"] {
+        let t = REST.replace(
+            "action = \"GetBucketVersioning\"\npath",
+            &format!("action = \"GetBucketVersioning\"\nmethod = \"{m}\"\npath"),
+        );
+        refused(
+            &t,
+            "[[aws.calls]]\nname",
+            &format!("method `{m}` can change things, but this tool's risk is \"read\""),
+        );
+    }
+    let t = REST.replace(
+        "action = \"GetBucketVersioning\"\npath",
+        "action = \"GetBucketVersioning\"\nmethod = \"HEAD\"\npath",
+    );
+    parse(&t).expect("HEAD reads");
+}
