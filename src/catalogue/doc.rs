@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{ArgKind, ArgSpec, Catalogue, Handler, ToolSpec};
 
@@ -72,13 +72,45 @@ fn tool(s: &mut String, t: &ToolSpec) {
     );
     match &t.handler {
         Handler::Aws(a) => {
-            let _ = writeln!(
-                s,
-                "- AWS call: `{}` `{}` ({} protocol)",
-                a.service,
-                a.action,
-                snake(&format!("{:?}", a.protocol))
-            );
+            let protocol = snake(&format!("{:?}", a.protocol));
+            // rest_xml: the method, the path and the query the request template renders.
+            let request =
+                |action: &str, method: &str, path: Option<&str>, q: &Map<String, Value>| match path
+                {
+                    Some(p) => {
+                        let query: Vec<String> = q
+                            .iter()
+                            .map(|(k, v)| match v.as_str() {
+                                Some("") => k.clone(),
+                                Some(x) => format!("{k}={x}"),
+                                None => format!("{k}={v}"),
+                            })
+                            .collect();
+                        let sep = if query.is_empty() { "" } else { "?" };
+                        format!("`{action}` (`{method} {p}{sep}{}`)", query.join("&"))
+                    }
+                    None => format!("`{action}`"),
+                };
+            if a.calls.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "- AWS call: `{}` {} ({protocol} protocol)",
+                    a.service,
+                    request(&a.action, &a.method, a.path.as_deref(), &a.request)
+                );
+            } else {
+                let list: Vec<String> = a
+                    .calls
+                    .iter()
+                    .map(|c| request(&c.action, &c.method, c.path.as_deref(), &c.request))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "- AWS calls: `{}` {} ({protocol} protocol), answered as one document",
+                    a.service,
+                    list.join(", ")
+                );
+            }
             let _ = writeln!(s, "- IAM actions: {}", code_list(&a.iam_actions));
             let _ = writeln!(s, "- resources: {}", code_list(&a.resources));
             if let Some(w) = &a.wildcard_reason {

@@ -429,6 +429,21 @@ fn the_catalogue_page_lists_every_tool_with_its_actions_resources_and_risk() {
         }
     }
     assert!(page.contains("- backup before the action: `ebs_snapshot`"));
+    // A tool made of several requests lists each one it sends.
+    for t in c.tools() {
+        let section = page
+            .split(&format!("\n## {}\n", t.name))
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap();
+        for call in t.aws().map(|a| a.calls.clone()).unwrap_or_default() {
+            assert!(
+                section.contains(&format!("`{}` (`{} ", call.action, call.method)),
+                "{}: {section}",
+                t.name
+            );
+        }
+    }
 }
 /// A rest_xml read tool with several calls, to mutate below.
 const REST: &str = r#"
