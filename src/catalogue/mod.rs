@@ -67,6 +67,18 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../tools/request_delete_volume.toml"),
     ),
     (
+        "tools/request_delete_snapshot.toml",
+        include_str!("../../tools/request_delete_snapshot.toml"),
+    ),
+    (
+        "tools/request_delete_db_instance.toml",
+        include_str!("../../tools/request_delete_db_instance.toml"),
+    ),
+    (
+        "tools/request_delete_log_group.toml",
+        include_str!("../../tools/request_delete_log_group.toml"),
+    ),
+    (
         "tools/get_request.toml",
         include_str!("../../tools/get_request.toml"),
     ),
@@ -783,8 +795,26 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
         if describe.is_none() {
             errs.push(f.error(None, "a destructive tool needs [describe]: a read tool that shows the resource before it is queued and before it is executed"));
         }
+        let service = match &handler {
+            Some(Handler::Aws(a)) => a.service.as_str(),
+            _ => "",
+        };
+        let needs = match backup {
+            Some(BackupKind::EbsSnapshot | BackupKind::SnapshotCopy) => Some("ec2"),
+            Some(BackupKind::RdsSnapshot) => Some("rds"),
+            Some(BackupKind::LogsExport) => Some("logs"),
+            _ => None,
+        };
+        if let (Some(needs), Some(b)) = (needs, &raw.backup)
+            && service != needs
+        {
+            errs.push(f.error(
+                Some(b.span()),
+                format!("this backup kind is for `{needs}` tools, but this tool calls `{service}`; pick the backup kind of the resource it deletes"),
+            ));
+        }
         if backup.is_none() {
-            errs.push(f.error(None, "a destructive tool needs [backup] (kind = \"ebs_snapshot\", or \"none\" with none_reason)"));
+            errs.push(f.error(None, "a destructive tool needs [backup] (kind = \"ebs_snapshot\", \"snapshot_copy\", \"rds_snapshot\", \"logs_export\", or \"none\" with none_reason)"));
         }
     } else if raw.describe.is_some() || raw.backup.is_some() {
         errs.push(f.error(

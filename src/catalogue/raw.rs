@@ -80,6 +80,15 @@ pub struct RawDescribe {
 pub enum BackupKind {
     /// An EBS snapshot of the volume (copied to the environment's backup region when set).
     EbsSnapshot,
+    /// A copy of the EBS snapshot itself, in the environment's backup region (or its own region
+    /// when none is set and no isolated backup is required), before the snapshot is deleted.
+    SnapshotCopy,
+    /// A manual RDS DB snapshot of the instance, waited for and copied to the backup region
+    /// when set, before the instance is deleted (the instance's final snapshot).
+    RdsSnapshot,
+    /// An export of the log group's events to the environment's `log_export_bucket` (S3
+    /// CreateExportTask), waited for until it completes, before the group is deleted.
+    LogsExport,
     /// No backup (the file must say why).
     None,
 }

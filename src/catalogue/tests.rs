@@ -70,6 +70,9 @@ fn builtin_catalogue_loads() {
             "list_snapshots",
             "list_volumes",
             "read_logs",
+            "request_delete_db_instance",
+            "request_delete_log_group",
+            "request_delete_snapshot",
             "request_delete_volume"
         ]
     );
@@ -555,4 +558,21 @@ fn destructive_http_method_in_a_read_tool_is_refused() {
         "action = \"GetBucketVersioning\"\nmethod = \"HEAD\"\npath",
     );
     parse(&t).expect("HEAD reads");
+}
+
+#[test]
+fn a_backup_kind_must_fit_the_service() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/request_delete_snapshot.toml"),
+    )
+    .unwrap();
+    parse(&text).expect("the built-in file is valid");
+    let bad = text.replace("kind = \"snapshot_copy\"", "kind = \"rds_snapshot\"");
+    refused(
+        &bad,
+        "[backup]",
+        "this backup kind is for `rds` tools, but this tool calls `ec2`",
+    );
+    let bad = text.replace("kind = \"snapshot_copy\"", "kind = \"logs_export\"");
+    refused(&bad, "[backup]", "this backup kind is for `logs` tools");
 }

@@ -200,7 +200,18 @@ pub fn describe(v: &Value, config: &ConfigArgs) -> String {
     ));
     out.push_str(&format!("resource    {}\n", s("resource_arn")));
     let res = &v["resource"];
-    if res.is_object() {
+    if let Some(fields) = res.as_object().filter(|o| !o.contains_key("attachments")) {
+        // Any resource but a volume: what the describe tool showed, field by field.
+        let shown: Vec<String> = fields
+            .iter()
+            .filter(|(k, x)| !x.is_null() && *k != "protected")
+            .map(|(k, x)| match x {
+                Value::String(t) => format!("{k} {t}"),
+                other => format!("{k} {other}"),
+            })
+            .collect();
+        out.push_str(&format!("            {}\n", shown.join(", ")));
+    } else if res.is_object() {
         let att: Vec<String> = res["attachments"]
             .as_array()
             .map(|a| {
@@ -244,6 +255,38 @@ pub fn describe(v: &Value, config: &ConfigArgs) -> String {
                             "EBS snapshot in {} (same region: no isolated copy configured) before the action",
                             e.region
                         ),
+                    }
+                }
+                (Some(airlock::catalogue::BackupKind::SnapshotCopy), Some(e)) => {
+                    match &e.backup_region {
+                        Some(r) => format!("a copy of the snapshot in {r}, before the action"),
+                        None => format!(
+                            "a copy of the snapshot in {} (same region: no isolated copy configured), before the action",
+                            e.region
+                        ),
+                    }
+                }
+                (Some(airlock::catalogue::BackupKind::RdsSnapshot), Some(e)) => {
+                    match &e.backup_region {
+                        Some(r) => format!(
+                            "final DB snapshot airlock-{} in {}, copied to {r}, before the action",
+                            s("request_id"),
+                            e.region
+                        ),
+                        None => format!(
+                            "final DB snapshot airlock-{} in {} (same region: no isolated copy configured), before the action",
+                            s("request_id"),
+                            e.region
+                        ),
+                    }
+                }
+                (Some(airlock::catalogue::BackupKind::LogsExport), Some(e)) => {
+                    match &e.log_export_bucket {
+                        Some(b) => format!(
+                            "every event exported to s3://{b}/airlock/{}, before the action",
+                            s("request_id")
+                        ),
+                        None => "none possible: the environment names no log_export_bucket, so the executor will refuse".into(),
                     }
                 }
                 (Some(airlock::catalogue::BackupKind::None), _) => {

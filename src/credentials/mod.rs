@@ -172,6 +172,8 @@ impl StsBroker {
             session = %session,
             "AssumeRole with a per-call session policy"
         );
+        // The document itself (no secret in it), so an operator or a test can prove its scope.
+        tracing::debug!(session = %session, policy = %req.policy.json, "session policy");
         let out = client
             .assume_role()
             .role_arn(&req.env.agent_role)

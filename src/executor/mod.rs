@@ -34,6 +34,7 @@ use crate::scope::{self, SessionPolicy};
 use crate::timefmt::now_ms;
 
 const EC2_VERSION: &str = "2016-11-15";
+const RDS_VERSION: &str = "2014-10-31";
 /// How long one claim holds a request before another executor may resume it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30 * 60);
 /// How long to wait for a backup to complete.
@@ -54,6 +55,19 @@ const PHASES: [&str; 5] = [
 pub const EBS_CREATE_SNAPSHOT: &str = "ec2:CreateSnapshot";
 pub const EBS_DESCRIBE_SNAPSHOTS: &str = "ec2:DescribeSnapshots";
 pub const EBS_COPY_SNAPSHOT: &str = "ec2:CopySnapshot";
+/// The IAM actions of an RDS snapshot backup: CreateDBSnapshot on the instance and the new
+/// snapshot, DescribeDBSnapshots to follow it, CopyDBSnapshot called in the backup region.
+pub const RDS_CREATE_SNAPSHOT: &str = "rds:CreateDBSnapshot";
+pub const RDS_DESCRIBE_SNAPSHOTS: &str = "rds:DescribeDBSnapshots";
+pub const RDS_COPY_SNAPSHOT: &str = "rds:CopyDBSnapshot";
+/// Backup DB snapshots are named after the request (`airlock-r-0123456789ab`), so a restart
+/// finds the one it already started instead of taking another.
+pub const RDS_BACKUP_PREFIX: &str = "airlock-";
+/// The IAM actions of a log-group export: CreateExportTask on the group, DescribeExportTasks
+/// (no resource-level permission) to follow it. The S3 write is the Logs service's own, allowed
+/// by the bucket's policy, not the executor's.
+pub const LOGS_CREATE_EXPORT: &str = "logs:CreateExportTask";
+pub const LOGS_DESCRIBE_EXPORTS: &str = "logs:DescribeExportTasks";
 
 /// One grant the executor role needs for a backup: these actions on these resources, when the
 /// request is sent to one of these regions.
@@ -105,7 +119,89 @@ pub fn backup_grants(
             }
             grants
         }
+        BackupKind::SnapshotCopy => {
+            let p = &env.partition;
+            let dest = env
+                .backup_region
+                .clone()
+                .unwrap_or_else(|| env.region.clone());
+            vec![
+                BackupGrant {
+                    sid: "BackupCopyEbsSnapshotOut",
+                    actions: vec![EBS_COPY_SNAPSHOT.into()],
+                    resources: resources
+                        .iter()
+                        .cloned()
+                        .chain([format!("arn:{p}:ec2:{dest}::snapshot/*")])
+                        .collect(),
+                    regions: vec![dest.clone()],
+                },
+                BackupGrant {
+                    sid: "BackupFollowEbsSnapshotCopy",
+                    actions: vec![EBS_DESCRIBE_SNAPSHOTS.into()],
+                    resources: vec!["*".into()],
+                    regions: vec![dest],
+                },
+            ]
+        }
+        BackupKind::LogsExport => vec![
+            BackupGrant {
+                sid: "BackupExportLogGroup",
+                actions: vec![LOGS_CREATE_EXPORT.into()],
+                resources: resources.to_vec(),
+                regions: vec![env.region.clone()],
+            },
+            BackupGrant {
+                sid: "BackupFollowLogExport",
+                actions: vec![LOGS_DESCRIBE_EXPORTS.into()],
+                resources: vec!["*".into()],
+                regions: vec![env.region.clone()],
+            },
+        ],
+        BackupKind::RdsSnapshot => {
+            let snap =
+                |region: &str| rds_snapshot_arn(env, region, &format!("{RDS_BACKUP_PREFIX}*"));
+            let mut grants = vec![
+                BackupGrant {
+                    sid: "BackupCreateDbSnapshot",
+                    actions: vec![RDS_CREATE_SNAPSHOT.into()],
+                    resources: resources
+                        .iter()
+                        .cloned()
+                        .chain([snap(&env.region)])
+                        .collect(),
+                    regions: vec![env.region.clone()],
+                },
+                BackupGrant {
+                    sid: "BackupFollowDbSnapshot",
+                    actions: vec![RDS_DESCRIBE_SNAPSHOTS.into()],
+                    resources: std::iter::once(snap(&env.region))
+                        .chain(env.backup_region.as_deref().map(snap))
+                        .collect(),
+                    regions: std::iter::once(env.region.clone())
+                        .chain(env.backup_region.clone())
+                        .collect(),
+                },
+            ];
+            if let Some(dest) = &env.backup_region {
+                grants.push(BackupGrant {
+                    sid: "BackupCopyDbSnapshot",
+                    actions: vec![RDS_COPY_SNAPSHOT.into()],
+                    resources: vec![snap(&env.region), snap(dest)],
+                    regions: vec![dest.clone()],
+                });
+            }
+            grants
+        }
     }
+}
+
+/// The ARN of DB snapshot `name` in `region` of `env`'s account.
+pub fn rds_snapshot_arn(env: &Environment, region: &str, name: &str) -> String {
+    format!(
+        "arn:{}:rds:{region}:{}:snapshot:{name}",
+        env.partition, env.account
+    )
 }
 
 fn phase_at_least(current: &str, want: &str) -> bool {
@@ -327,6 +423,9 @@ impl Executor {
         let mut req = req.clone();
         match tool.backup {
             Some(BackupKind::EbsSnapshot) => self.snapshot(&mut req, &env).await?,
+            Some(BackupKind::SnapshotCopy) => self.copy_snapshot(&mut req, &env).await?,
+            Some(BackupKind::RdsSnapshot) => self.rds_snapshot(&mut req, &env).await?,
+            Some(BackupKind::LogsExport) => self.export_logs(&mut req, &env).await?,
             Some(BackupKind::None) | None => {}
         }
         self.act(&req, &tool, &args, &env).await
@@ -678,6 +777,421 @@ impl Executor {
         .await?;
         fault_point("after-backup");
         Ok(())
+    }
+
+    /// A copy of the EBS snapshot being deleted, in the backup region (or its own region when
+    /// none is set and the policy does not require isolation), waited for.
+    async fn copy_snapshot(&self, req: &mut Request, env: &Environment) -> Result<(), Refuse> {
+        if phase_at_least(&req.phase, "backup_done") {
+            self.say(format!(
+                "{}: backup {} already complete (resuming)",
+                req.id,
+                req.backup_copy_id.as_deref().unwrap_or("?")
+            ));
+            return Ok(());
+        }
+        let dest = match (&env.backup_region, env.require_isolated_backup) {
+            (Some(d), _) => d.clone(),
+            (None, true) => return Err(Refuse("the policy requires an isolated backup but names no backup_region; nothing was deleted".into())),
+            (None, false) => env.region.clone(),
+        };
+        let dest_env = Environment {
+            region: dest.clone(),
+            ..env.clone()
+        };
+        let p = &env.partition;
+        let src = req.resource_id.clone();
+        // The description names the request, so a copy started before a crash (and not yet
+        // recorded) is found again rather than made twice.
+        let description = format!("airlock copy of {src} before request {}", req.id);
+        let copy_id = match &req.backup_copy_id {
+            Some(c) => c.clone(),
+            None => {
+                let found = self
+                    .ec2(
+                        &dest_env,
+                        "DescribeSnapshots",
+                        vec![EBS_DESCRIBE_SNAPSHOTS.into()],
+                        vec!["*".into()],
+                        json!({"Owner": ["self"], "Filter": [{"Name": "description", "Value": [description]}]}),
+                        req,
+                    )
+                    .await
+                    .map_err(|e| Refuse(format!("could not look for an earlier copy in {dest}, so nothing was deleted: {e}")))?;
+                let id = match found["snapshotSet"][0]["snapshotId"].as_str() {
+                    Some(id) => {
+                        self.say(format!(
+                            "{}: found this request's copy {id} (resuming)",
+                            req.id
+                        ));
+                        id.to_string()
+                    }
+                    None => {
+                        let doc = self
+                            .ec2(
+                                &dest_env,
+                                "CopySnapshot",
+                                vec![EBS_COPY_SNAPSHOT.into()],
+                                vec![req.resource_arn.clone(), format!("arn:{p}:ec2:{dest}::snapshot/*")],
+                                json!({"SourceRegion": env.region, "SourceSnapshotId": src, "Description": description}),
+                                req,
+                            )
+                            .await
+                            .map_err(|e| Refuse(format!("the snapshot could not be copied to {dest}, so nothing was deleted: {e}")))?;
+                        doc["snapshotId"]
+                            .as_str()
+                            .ok_or_else(|| Refuse("CopySnapshot returned no snapshot id".into()))?
+                            .to_string()
+                    }
+                };
+                self.phase(
+                    req,
+                    "backup_copy_started",
+                    json!({"backup_copy_id": id, "region": dest}),
+                )
+                .await?;
+                req.backup_copy_id = Some(id.clone());
+                id
+            }
+        };
+        self.wait_snapshot(&dest_env, &copy_id, req).await?;
+        self.phase(
+            req,
+            "backup_done",
+            json!({"backup_copy_id": req.backup_copy_id}),
+        )
+        .await?;
+        fault_point("after-backup");
+        Ok(())
+    }
+
+    async fn rds(
+        &self,
+        env: &Environment,
+        action: &str,
+        actions: Vec<String>,
+        resources: Vec<String>,
+        params: Value,
+        req: &Request,
+    ) -> Result<Value, AwsError> {
+        let spec = AwsSpec::step("rds", Protocol::Query, action, RDS_VERSION);
+        self.step(env, spec, actions, resources, params, req).await
+    }
+
+    /// A manual DB snapshot of the instance (its final snapshot), waited for; copied to the
+    /// backup region where the policy names one. Named after the request, so a restart finds
+    /// the snapshot (or copy) it already started.
+    async fn rds_snapshot(&self, req: &mut Request, env: &Environment) -> Result<(), Refuse> {
+        if phase_at_least(&req.phase, "backup_done") {
+            self.say(format!(
+                "{}: backup {} already complete (resuming)",
+                req.id,
+                req.backup_id.as_deref().unwrap_or("?")
+            ));
+            return Ok(());
+        }
+        let name = format!("{RDS_BACKUP_PREFIX}{}", req.id);
+        let here = rds_snapshot_arn(env, &env.region, &name);
+        if req.backup_id.is_none() {
+            match self
+                .rds(
+                    env,
+                    "CreateDBSnapshot",
+                    vec![RDS_CREATE_SNAPSHOT.into()],
+                    vec![req.resource_arn.clone(), here.clone()],
+                    json!({"DBInstanceIdentifier": req.resource_id, "DBSnapshotIdentifier": name}),
+                    req,
+                )
+                .await
+            {
+                Ok(_) => {}
+                // Named after this request: it is the one this request started before a crash.
+                Err(AwsError::Service { code, .. }) if code == "DBSnapshotAlreadyExists" => {
+                    self.say(format!(
+                        "{}: found this request's snapshot {name} (resuming)",
+                        req.id
+                    ));
+                }
+                Err(e) => {
+                    return Err(Refuse(format!(
+                        "the final snapshot could not be started, so nothing was deleted: {e}"
+                    )));
+                }
+            }
+            self.phase(req, "backup_started", json!({"backup_id": name}))
+                .await?;
+            req.backup_id = Some(name.clone());
+        }
+        self.wait_db_snapshot(env, &name, req).await?;
+        if let Some(dest) = &env.backup_region {
+            let dest_env = Environment {
+                region: dest.clone(),
+                ..env.clone()
+            };
+            let there = rds_snapshot_arn(env, dest, &name);
+            if req.backup_copy_id.is_none() {
+                match self
+                    .rds(
+                        &dest_env,
+                        "CopyDBSnapshot",
+                        vec![RDS_COPY_SNAPSHOT.into()],
+                        vec![here.clone(), there.clone()],
+                        json!({"SourceDBSnapshotIdentifier": here, "TargetDBSnapshotIdentifier": name, "CopyTags": true}),
+                        req,
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(AwsError::Service { code, .. }) if code == "DBSnapshotAlreadyExists" => {
+                        self.say(format!("{}: found this request's copy in {dest} (resuming)", req.id));
+                    }
+                    Err(e) => {
+                        return Err(Refuse(format!(
+                            "the final snapshot could not be copied to {dest}, so nothing was deleted: {e}"
+                        )));
+                    }
+                }
+                self.phase(
+                    req,
+                    "backup_copy_started",
+                    json!({"backup_copy_id": there, "region": dest}),
+                )
+                .await?;
+                req.backup_copy_id = Some(there.clone());
+            }
+            self.wait_db_snapshot(&dest_env, &name, req).await?;
+        } else if env.require_isolated_backup {
+            return Err(Refuse("the policy requires an isolated backup but names no backup_region; nothing was deleted".into()));
+        }
+        self.phase(
+            req,
+            "backup_done",
+            json!({"backup_id": req.backup_id, "backup_copy_id": req.backup_copy_id}),
+        )
+        .await?;
+        fault_point("after-backup");
+        Ok(())
+    }
+
+    async fn logs(
+        &self,
+        env: &Environment,
+        action: &str,
+        actions: Vec<String>,
+        resources: Vec<String>,
+        params: Value,
+        req: &Request,
+    ) -> Result<Value, AwsError> {
+        let mut spec = AwsSpec::step("logs", Protocol::Json, action, "");
+        spec.version = None;
+        spec.target = Some(format!("Logs_20140328.{action}"));
+        self.step(env, spec, actions, resources, params, req).await
+    }
+
+    /// Every event of the log group exported to the environment's `log_export_bucket` under
+    /// `airlock/REQUEST_ID`, waited for until complete. The task is named after the request, so
+    /// a restart finds the export it already started instead of starting another.
+    async fn export_logs(&self, req: &mut Request, env: &Environment) -> Result<(), Refuse> {
+        if phase_at_least(&req.phase, "backup_done") {
+            self.say(format!(
+                "{}: export {} already complete (resuming)",
+                req.id,
+                req.backup_id.as_deref().unwrap_or("?")
+            ));
+            return Ok(());
+        }
+        let Some(bucket) = env.log_export_bucket.clone() else {
+            return Err(Refuse(format!(
+                "environment `{}` names no log_export_bucket, so the log group cannot be exported before it is deleted; nothing was deleted",
+                env.name
+            )));
+        };
+        let group = req.resource_id.clone();
+        let group_arns = vec![req.resource_arn.clone(), format!("{}:*", req.resource_arn)];
+        let task_name = format!("airlock-{}", req.id);
+        let prefix = format!("airlock/{}", req.id);
+        let task_id = match &req.backup_id {
+            Some(t) => t.clone(),
+            None => {
+                let earlier = self.find_export(env, &task_name, req).await?;
+                let id = match earlier {
+                    Some(id) => {
+                        self.say(format!(
+                            "{}: found this request's export {id} (resuming)",
+                            req.id
+                        ));
+                        id
+                    }
+                    None => {
+                        let doc = self
+                            .logs(
+                                env,
+                                "CreateExportTask",
+                                vec![LOGS_CREATE_EXPORT.into()],
+                                group_arns.clone(),
+                                json!({"taskName": task_name, "logGroupName": group, "from": 0, "to": now_ms(), "destination": bucket, "destinationPrefix": prefix}),
+                                req,
+                            )
+                            .await
+                            .map_err(|e| Refuse(format!("the export to s3://{bucket}/{prefix} could not be started, so nothing was deleted: {e}")))?;
+                        doc["taskId"]
+                            .as_str()
+                            .ok_or_else(|| Refuse("CreateExportTask returned no task id".into()))?
+                            .to_string()
+                    }
+                };
+                self.phase(
+                    req,
+                    "backup_started",
+                    json!({"backup_id": id, "destination": format!("s3://{bucket}/{prefix}")}),
+                )
+                .await?;
+                req.backup_id = Some(id.clone());
+                id
+            }
+        };
+        let started = std::time::Instant::now();
+        let mut last = String::new();
+        loop {
+            let doc = self
+                .logs(
+                    env,
+                    "DescribeExportTasks",
+                    vec![LOGS_DESCRIBE_EXPORTS.into()],
+                    vec!["*".into()],
+                    json!({"taskId": task_id}),
+                    req,
+                )
+                .await
+                .map_err(|e| Refuse(format!("could not follow export {task_id}: {e}")))?;
+            let code = doc["exportTasks"][0]["status"]["code"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_ascii_uppercase();
+            let line = format!(
+                "{}: export {task_id} to s3://{bucket}/{prefix}: {code}",
+                req.id
+            );
+            if line != last {
+                self.say(line.clone());
+                last = line;
+            }
+            match code.as_str() {
+                "COMPLETED" => break,
+                "CANCELLED" | "FAILED" | "UNKNOWN" => {
+                    return Err(Refuse(format!(
+                        "export {task_id} is `{code}`; nothing was deleted"
+                    )));
+                }
+                _ => {}
+            }
+            if started.elapsed() > BACKUP_TIMEOUT {
+                return Err(Refuse(format!(
+                    "export {task_id} did not complete in {}; nothing was deleted",
+                    humantime::format_duration(BACKUP_TIMEOUT)
+                )));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+        self.phase(
+            req,
+            "backup_done",
+            json!({"backup_id": task_id, "destination": format!("s3://{bucket}/{prefix}")}),
+        )
+        .await?;
+        fault_point("after-backup");
+        Ok(())
+    }
+
+    /// An export task this request started earlier (by its name), if any.
+    async fn find_export(
+        &self,
+        env: &Environment,
+        task_name: &str,
+        req: &Request,
+    ) -> Result<Option<String>, Refuse> {
+        let mut token: Option<String> = None;
+        for _ in 0..20 {
+            let mut params = json!({"limit": 50});
+            if let Some(t) = &token {
+                params["nextToken"] = json!(t);
+            }
+            let doc = self
+                .logs(
+                    env,
+                    "DescribeExportTasks",
+                    vec![LOGS_DESCRIBE_EXPORTS.into()],
+                    vec!["*".into()],
+                    params,
+                    req,
+                )
+                .await
+                .map_err(|e| {
+                    Refuse(format!(
+                        "could not look for an earlier export, so nothing was deleted: {e}"
+                    ))
+                })?;
+            if let Some(t) = doc["exportTasks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["taskName"] == json!(task_name))
+            {
+                return Ok(t["taskId"].as_str().map(str::to_string));
+            }
+            token = doc["nextToken"].as_str().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    async fn wait_db_snapshot(
+        &self,
+        env: &Environment,
+        name: &str,
+        req: &Request,
+    ) -> Result<(), Refuse> {
+        let started = std::time::Instant::now();
+        let mut last = String::new();
+        loop {
+            let doc = self
+                .rds(
+                    env,
+                    "DescribeDBSnapshots",
+                    vec![RDS_DESCRIBE_SNAPSHOTS.into()],
+                    vec![rds_snapshot_arn(env, &env.region, name)],
+                    json!({"DBSnapshotIdentifier": name}),
+                    req,
+                )
+                .await
+                .map_err(|e| Refuse(format!("could not follow backup {name}: {e}")))?;
+            let snaps = &doc["DescribeDBSnapshotsResult"]["DBSnapshots"]["DBSnapshot"];
+            let item = if snaps.is_array() { &snaps[0] } else { snaps };
+            let status = item["Status"].as_str().unwrap_or("unknown").to_string();
+            let line = format!("{}: backup {name} in {}: {status}", req.id, env.region);
+            if line != last {
+                self.say(line.clone());
+                last = line;
+            }
+            match status.as_str() {
+                "available" => return Ok(()),
+                "failed" | "error" | "incompatible-restore" | "unknown" => {
+                    return Err(Refuse(format!(
+                        "backup {name} is `{status}`; nothing was deleted"
+                    )));
+                }
+                _ => {}
+            }
+            if started.elapsed() > BACKUP_TIMEOUT {
+                return Err(Refuse(format!(
+                    "backup {name} did not complete in {}; nothing was deleted",
+                    humantime::format_duration(BACKUP_TIMEOUT)
+                )));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
     }
 
     async fn wait_snapshot(

@@ -57,6 +57,8 @@ pub struct Environment {
     pub executor_profile: Option<String>,
     pub backup_region: Option<String>,
     pub require_isolated_backup: bool,
+    /// Where log groups are exported before they are deleted.
+    pub log_export_bucket: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -315,6 +317,17 @@ impl Policy {
                 }
                 s.clone()
             });
+            let log_export_bucket = e.log_export_bucket.as_ref().map(|b| {
+                let s = b.get_ref();
+                let ok = (3..=63).contains(&s.len())
+                    && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+                    && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+                if !ok {
+                    errs.push(f.error(Some(b.span()), format!("log_export_bucket `{s}` is not an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)")));
+                }
+                s.clone()
+            });
             if e.require_isolated_backup && backup_region.is_none() {
                 errs.push(f.error(
                     Some(env.span()),
@@ -336,6 +349,7 @@ impl Policy {
                     executor_profile: e.executor_profile.clone(),
                     backup_region,
                     require_isolated_backup: e.require_isolated_backup,
+                    log_export_bucket,
                 },
             );
         }

@@ -57,6 +57,9 @@ pub struct RawEnvironment {
     /// Refuse to delete unless the backup was copied out of the resource's region.
     #[serde(default)]
     pub require_isolated_backup: bool,
+    /// The S3 bucket (in this environment's region) that log groups are exported to before
+    /// they are deleted (backup kind `logs_export`).
+    pub log_export_bucket: Option<Spanned<String>>,
 }
 
 fn aws() -> String {

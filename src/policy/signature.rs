@@ -531,6 +531,9 @@ mod tests {
                 "list_snapshots",
                 "list_volumes",
                 "read_logs",
+                "request_delete_db_instance",
+                "request_delete_log_group",
+                "request_delete_snapshot",
                 "request_delete_volume"
             ]
         );

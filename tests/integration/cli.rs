@@ -62,8 +62,8 @@ fn malformed_policy_names_line_and_column() {
     assert_eq!(v["ok"], false);
     assert_eq!(
         v["errors"].as_array().unwrap().len(),
-        3,
-        "two rules with `nope`, one bad region"
+        4,
+        "three rules with `nope`, one bad region"
     );
 }
 

@@ -369,10 +369,11 @@ fn the_executor_can_delete_only_what_the_destructive_tools_declare() {
             "arn:aws:ec2:us-east-1:999999999999:volume/vol-0123456789abcdef0",
             "us-east-1",
         ),
+        // Staging approves snapshot deletes: in its own region only.
         (
             "ec2:DeleteSnapshot",
-            "arn:aws:ec2:us-east-1::snapshot/snap-0123456789abcdef0",
-            "us-east-1",
+            "arn:aws:ec2:us-west-2::snapshot/snap-0123456789abcdef0",
+            "us-west-2",
         ),
         ("ec2:TerminateInstances", "*", "us-east-1"),
         ("rds:DeleteDBInstance", "*", "us-east-1"),

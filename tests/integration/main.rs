@@ -7,6 +7,7 @@ mod adding_a_tool;
 mod broker;
 mod catalogue_tools;
 mod cli;
+mod delete_flows;
 mod init_iam;
 mod leaks;
 mod mcp_stdio;

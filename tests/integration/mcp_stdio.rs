@@ -149,6 +149,9 @@ async fn initialize_reports_airlock_and_serves_the_catalogue() {
             "list_snapshots",
             "list_volumes",
             "read_logs",
+            "request_delete_db_instance",
+            "request_delete_log_group",
+            "request_delete_snapshot",
             "request_delete_volume"
         ]
     );
@@ -160,14 +163,10 @@ async fn initialize_reports_airlock_and_serves_the_catalogue() {
             t.name
         );
         let ann = t.annotations.as_ref().unwrap();
-        let read_only = !matches!(t.name.as_ref(), "cancel_request" | "request_delete_volume");
+        let destructive = t.name.starts_with("request_delete_");
+        let read_only = !(destructive || t.name == "cancel_request");
         assert_eq!(ann.read_only_hint, Some(read_only), "{}", t.name);
-        assert_eq!(
-            ann.destructive_hint,
-            Some(t.name == "request_delete_volume"),
-            "{}",
-            t.name
-        );
+        assert_eq!(ann.destructive_hint, Some(destructive), "{}", t.name);
     }
     // An unknown tool is a protocol error, as MCP specifies.
     let e = s
@@ -214,7 +213,15 @@ async fn initialize_reports_airlock_and_serves_the_catalogue() {
         .iter()
         .map(|x| x["tool"].as_str().unwrap())
         .collect();
-    assert_eq!(approval, ["request_delete_volume"]);
+    assert_eq!(
+        approval,
+        [
+            "request_delete_db_instance",
+            "request_delete_log_group",
+            "request_delete_snapshot",
+            "request_delete_volume"
+        ]
+    );
     assert_eq!(staging["needs_approval"][0]["cooldown"], "10m");
     assert_eq!(a.body["protected"]["tags"], json!(["env=prod"]));
     assert_eq!(s.assume_role_count(), 0);

@@ -41,6 +41,9 @@ fn the_python_sdk_sees_the_same_server() {
             "list_snapshots",
             "list_volumes",
             "read_logs",
+            "request_delete_db_instance",
+            "request_delete_log_group",
+            "request_delete_snapshot",
             "request_delete_volume"
         ])
     );
