@@ -13,6 +13,7 @@ pub mod approval;
 pub mod aws;
 pub mod catalogue;
 pub mod credentials;
+pub mod doctor;
 pub mod engine;
 pub mod executor;
 pub mod iam;

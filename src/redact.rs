@@ -17,6 +17,8 @@ pub enum SecretKind {
     AwsSecretAccessKey,
     AwsSessionToken,
     BearerToken,
+    /// A cloud or hosting platform's token (Railway, Vercel, Fly.io, Render, GitLab, ...).
+    PlatformToken,
     ApiToken,
     PrivateKey,
     ConnectionStringPassword,
@@ -31,6 +33,7 @@ impl SecretKind {
             SecretKind::AwsSecretAccessKey => "aws_secret_access_key",
             SecretKind::AwsSessionToken => "aws_session_token",
             SecretKind::BearerToken => "bearer_token",
+            SecretKind::PlatformToken => "platform_token",
             SecretKind::ApiToken => "api_token",
             SecretKind::PrivateKey => "private_key",
             SecretKind::ConnectionStringPassword => "connection_string_password",
@@ -139,6 +142,17 @@ fn specs() -> Vec<Spec> {
             ApiToken,
             r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})",
         ),
+        // Platform tokens with a recognisable shape: Fly.io, Render, GitLab.
+        plain(
+            PlatformToken,
+            r"(?:FlyV1 fm[0-9][a-z]?_[A-Za-z0-9_+/=,-]{20,}|fo1_[A-Za-z0-9_-]{20,}|rnd_[A-Za-z0-9]{20,}|glpat-[A-Za-z0-9_-]{20,})",
+        ),
+        // Platform tokens known by their variable's name (Railway and Vercel tokens have no
+        // prefix of their own).
+        plain(
+            PlatformToken,
+            r#"(?i)(?-u:\b)(?:RAILWAY_(?:API_)?TOKEN|RAILWAY_PROJECT_TOKEN|VERCEL_(?:API_)?TOKEN|VERCEL_ACCESS_TOKEN|FLY_(?:API|ACCESS)_TOKEN|RENDER_API_(?:KEY|TOKEN)|NETLIFY_AUTH_TOKEN|HEROKU_API_KEY|DIGITALOCEAN_(?:ACCESS_)?TOKEN|CLOUDFLARE_API_TOKEN)["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9_\-.+/=]{16,})"#,
+        ),
         plain(ApiToken, r"xox[abposr]-[A-Za-z0-9-]{10,}"),
         plain(ApiToken, r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"),
         plain(
@@ -200,8 +214,16 @@ impl Redactor {
         &GLOBAL
     }
 
-    /// Replace every secret in `input` with `[REDACTED:<kind>]`.
-    pub fn redact<'a>(&self, input: &'a str) -> Redaction<'a> {
+    /// Every secret in `input`: non-overlapping byte ranges in order, each with the kind of the
+    /// highest-priority rule that matched there (overlapping matches merge into one).
+    pub fn find(&self, input: &str) -> Vec<(std::ops::Range<usize>, SecretKind)> {
+        self.spans(input)
+            .into_iter()
+            .map(|(start, end, rule)| (start..end, self.rules[rule].kind))
+            .collect()
+    }
+
+    fn spans(&self, input: &str) -> Vec<(usize, usize, usize)> {
         let mut spans = Vec::new();
         for idx in self.set.matches(input).iter() {
             let rule = &self.rules[idx];
@@ -215,14 +237,6 @@ impl Redactor {
                 }
             }
         }
-        if spans.is_empty() {
-            return Redaction {
-                text: Cow::Borrowed(input),
-                kinds: Vec::new(),
-                count: 0,
-            };
-        }
-
         // Overlapping spans merge into one (nothing matched is left behind); the
         // highest-priority rule among them names the marker.
         spans.sort_unstable_by_key(|&(start, end, rule)| (start, Reverse(end), rule));
@@ -232,6 +246,19 @@ impl Redactor {
                 Some(last) if start < last.1 => *last = (last.0, last.1.max(end), last.2.min(rule)),
                 _ => merged.push((start, end, rule)),
             }
+        }
+        merged
+    }
+
+    /// Replace every secret in `input` with `[REDACTED:<kind>]`.
+    pub fn redact<'a>(&self, input: &'a str) -> Redaction<'a> {
+        let merged = self.spans(input);
+        if merged.is_empty() {
+            return Redaction {
+                text: Cow::Borrowed(input),
+                kinds: Vec::new(),
+                count: 0,
+            };
         }
 
         let mut out = String::with_capacity(input.len() + 16 * merged.len());

@@ -3,6 +3,7 @@
 
 pub mod approve;
 pub mod check;
+pub mod doctor;
 pub mod executor;
 pub mod exit;
 pub mod explain;
@@ -68,6 +69,9 @@ pub enum Command {
     /// Write the AWS IAM documents (broker, agent roles and their boundary, executor roles)
     /// for an existing policy: exactly the actions its enabled tools use.
     Iam(iam::IamArgs),
+    /// Check the five controls (credentials in the workspace, the broker, the executor,
+    /// backups, policy integrity): each line pass, warn or fail, with the fix.
+    Doctor(doctor::DoctorArgs),
     /// Sign policy.toml (and the tool files it enables), or show whether it is signed.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -170,6 +174,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(a) => init::run(a),
         Command::Iam(a) => iam::run(a),
         Command::Policy(c) => policy::run(c),
+        Command::Doctor(a) => doctor::run(a),
     }
 }
 

@@ -8,6 +8,7 @@ mod broker;
 mod catalogue_tools;
 mod cli;
 mod delete_flows;
+mod doctor;
 mod init_iam;
 mod leaks;
 mod mcp_stdio;

@@ -1,0 +1,406 @@
+//! `airlock doctor` through the real binary: a fixture workspace with tokens of every kind
+//! planted at test time (none committed), a clean workspace, and the broker and executor checks
+//! against moto with IAM enforcement on.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::queue_flow::Rig;
+use crate::util::{airlock, policy_with};
+
+/// `n` characters from `alphabet`, from the operating system's generator (via UUID v4).
+fn random(alphabet: &str, n: usize) -> String {
+    let a: Vec<char> = alphabet.chars().collect();
+    let mut out = String::new();
+    while out.len() < n {
+        for b in uuid::Uuid::new_v4().as_bytes() {
+            if out.len() < n {
+                out.push(a[*b as usize % a.len()]);
+            }
+        }
+    }
+    out
+}
+
+const B32: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// AWS's own documentation examples: reported as examples, never as secrets.
+fn docs_examples(root: &Path) {
+    write(
+        root,
+        "docs/aws.md",
+        "# Configure\n\n```\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n```\n",
+    );
+}
+
+fn doctor(ws: &Path, extra_env: &[(String, String)], json_out: bool) -> (i32, String, String) {
+    let home = ws.parent().unwrap().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let policy = policy_with(&home, |t| t);
+    let mut env = vec![
+        ("HOME".to_string(), home.display().to_string()),
+        ("AIRLOCK_POLICY".into(), policy.display().to_string()),
+        (
+            "AIRLOCK_DB".into(),
+            home.join("queue.db").display().to_string(),
+        ),
+    ];
+    env.extend(extra_env.iter().cloned());
+    let mut args = vec!["doctor", "--dir", ws.to_str().unwrap(), "--skip-aws"];
+    if json_out {
+        args.push("--json");
+    }
+    airlock(&args, &env)
+}
+
+fn control_lines(report: &Value, control: u64) -> Vec<Value> {
+    report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["control"] == json!(control))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn doctor_finds_every_planted_token_and_prints_none_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("project");
+    std::fs::create_dir(&ws).unwrap();
+    let key_id = format!("AKIA{}", random(B32, 16));
+    let secret = format!("{}/{}+9Q", random(ALNUM, 10), random(B64, 27));
+    let session = format!("IQoJb3JpZ2luX2Vj{}", random(ALNUM, 180));
+    let railway = uuid::Uuid::new_v4().to_string();
+    let vercel = random(ALNUM, 24);
+    let fly = format!("FlyV1 fm2_{}", random(ALNUM, 60));
+    let render = format!("rnd_{}", random(ALNUM, 32));
+    let github = format!("ghp_{}", random(ALNUM, 36));
+    let kube_key = random(B64, 64);
+    let pem_body = format!("{}\n{}", random(B64, 64), random(B64, 64));
+    let env_token = format!("ghp_{}", random(ALNUM, 36));
+
+    write(&ws, ".gitignore", ".env\n");
+    write(
+        &ws,
+        ".env",
+        &format!(
+            "AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\nAWS_SESSION_TOKEN={session}\n"
+        ),
+    );
+    write(
+        &ws,
+        "deploy/platforms.env",
+        &format!(
+            "# deploy tokens\nRAILWAY_TOKEN={railway}\nVERCEL_TOKEN={vercel}\nFLY_API_TOKEN=\"{fly}\"\nRENDER_API_KEY={render}\nGITHUB_TOKEN={github}\n"
+        ),
+    );
+    write(
+        &ws,
+        "ops/kubeconfig.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://10.0.0.1\nusers:\n- name: admin\n  user:\n    client-key-data: {kube_key}\ncontexts: []\n"
+        ),
+    );
+    let d = "-".repeat(5);
+    write(
+        &ws,
+        "keys/deploy_key",
+        &format!("{d}BEGIN OPENSSH PRIVATE KEY{d}\n{pem_body}\n{d}END OPENSSH PRIVATE KEY{d}\n"),
+    );
+    // A dependency folder is not the project's: not read.
+    write(
+        &ws,
+        "node_modules/pkg/.env",
+        &format!("GITHUB_TOKEN=ghp_{}\n", random(ALNUM, 36)),
+    );
+    docs_examples(&ws);
+    let env = [("GH_TOKEN".to_string(), env_token.clone())];
+
+    let (code, out, err) = doctor(&ws, &env, true);
+    assert_eq!(code, 4, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ok"], false);
+    let lines = control_lines(&report, 1);
+    let found: Vec<(String, u64, String, bool, bool, String)> = lines
+        .iter()
+        .filter(|l| !l["finding"].is_null())
+        .map(|l| {
+            let f = &l["finding"];
+            (
+                f["variable"]
+                    .as_str()
+                    .map(|v| format!("${v}"))
+                    .unwrap_or_else(|| f["path"].as_str().unwrap().to_string()),
+                f["line"].as_u64().unwrap(),
+                f["kind"].as_str().unwrap().to_string(),
+                f["git_ignored"].as_bool().unwrap(),
+                f["example"].as_bool().unwrap(),
+                l["level"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = |p: &str, n: u64, k: &str, ignored: bool, example: bool, level: &str| {
+        (
+            p.to_string(),
+            n,
+            k.to_string(),
+            ignored,
+            example,
+            level.to_string(),
+        )
+    };
+    let mut expected = vec![
+        want(".env", 1, "aws_access_key_id", true, false, "fail"),
+        want(".env", 2, "aws_secret_access_key", true, false, "fail"),
+        want(".env", 3, "aws_session_token", true, false, "fail"),
+        want(
+            "deploy/platforms.env",
+            2,
+            "platform_token",
+            false,
+            false,
+            "fail",
+        ),
+        want(
+            "deploy/platforms.env",
+            3,
+            "platform_token",
+            false,
+            false,
+            "fail",
+        ),
+        want(
+            "deploy/platforms.env",
+            4,
+            "platform_token",
+            false,
+            false,
+            "fail",
+        ),
+        want(
+            "deploy/platforms.env",
+            5,
+            "platform_token",
+            false,
+            false,
+            "fail",
+        ),
+        want(
+            "deploy/platforms.env",
+            6,
+            "github_token",
+            false,
+            false,
+            "fail",
+        ),
+        want("docs/aws.md", 4, "aws_access_key_id", false, true, "pass"),
+        want(
+            "docs/aws.md",
+            5,
+            "aws_secret_access_key",
+            false,
+            true,
+            "pass",
+        ),
+        want("keys/deploy_key", 1, "private_key", false, false, "fail"),
+        want(
+            "ops/kubeconfig.yaml",
+            10,
+            "kubeconfig",
+            false,
+            false,
+            "fail",
+        ),
+        want("$GH_TOKEN", 0, "github_token", false, false, "fail"),
+    ];
+    expected.sort();
+    let mut got = found.clone();
+    got.sort();
+    assert_eq!(got, expected, "{out}");
+    for l in &lines {
+        if l["level"] == "fail" {
+            assert!(l["fix"].as_str().unwrap().contains("remove it"), "{l}");
+        }
+    }
+
+    // The human-readable form names path:line, and neither form prints any secret.
+    let (code, text, err) = doctor(&ws, &env, false);
+    assert_eq!(code, 4, "{text}{err}");
+    assert!(
+        text.contains("fail  .env:2 (git-ignored): aws_secret_access_key"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fail  ops/kubeconfig.yaml:10: kubeconfig"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fail  environment variable GH_TOKEN: github_token"),
+        "{text}"
+    );
+    assert!(text.contains("docs/aws.md:4: aws_access_key_id: a documentation example"));
+    let pem_line = pem_body.lines().next().unwrap().to_string();
+    for s in [
+        &key_id, &secret, &session, &railway, &vercel, &fly, &render, &github, &kube_key,
+        &pem_line, &env_token,
+    ] {
+        for (what, o) in [("json", &out), ("text", &text), ("stderr", &err)] {
+            assert!(!o.contains(s.as_str()), "{what} printed a secret");
+            // Nor a recognisable piece of one.
+            assert!(
+                !o.contains(&s[s.len() - 12..]),
+                "{what} printed part of a secret"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_clean_workspace_passes_the_credentials_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("project");
+    write(&ws, ".gitignore", "target/\n");
+    write(
+        &ws,
+        "src/main.rs",
+        "fn main() {\n    let token = std::env::var(\"TOKEN\").unwrap_or_default();\n    println!(\"{}\", token.len());\n}\n",
+    );
+    write(&ws, "README.md", "# A project\n\nRun `cargo run`.\n");
+    docs_examples(&ws);
+    let (_, out, err) = doctor(&ws, &[], true);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let lines = control_lines(&report, 1);
+    assert!(
+        lines.iter().all(|l| l["level"] == "pass"),
+        "{}",
+        serde_json::to_string_pretty(&lines).unwrap()
+    );
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no cloud or platform credential in")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["finding"]["example"] == true)
+            .count(),
+        2,
+        "the documented AWS examples are reported as examples"
+    );
+}
+
+/// The broker's keys in a shared credentials file (not in the environment), as a profile
+/// would hold them; the rest of the environment points at moto.
+fn moto_env(rig: &Rig, key: &str, secret: &str) -> Vec<(String, String)> {
+    let creds = rig
+        .dir
+        .path()
+        .join(format!("aws-credentials-{}", &key[..8]));
+    std::fs::write(
+        &creds,
+        format!("[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+    vec![
+        ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+        ("HOME".into(), rig.dir.path().display().to_string()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE".into(),
+            creds.display().to_string(),
+        ),
+        (
+            "AWS_CONFIG_FILE".into(),
+            rig.dir.path().join("no-config").display().to_string(),
+        ),
+        ("AWS_ENDPOINT_URL".into(), rig.moto.url.clone()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ("AIRLOCK_POLICY".into(), rig.policy.display().to_string()),
+        ("AIRLOCK_TRUST".into(), rig.trust.display().to_string()),
+        ("AIRLOCK_DB".into(), rig.db.display().to_string()),
+    ]
+}
+
+#[test]
+fn doctor_asks_moto_what_the_broker_can_do() {
+    let rig = Rig::new(|t| t);
+    let ws = rig.dir.path().join("project");
+    write(&ws, "README.md", "# nothing secret here\n");
+    let (k, s) = rig.moto.broker_key();
+    let (code, out, err) = airlock(
+        &["doctor", "--dir", ws.to_str().unwrap(), "--json"],
+        &moto_env(&rig, &k, &s),
+    );
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    assert_eq!(
+        code,
+        0,
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
+    let two = control_lines(&report, 2);
+    assert_eq!(two.len(), 2, "{two:?}");
+    for l in &two {
+        assert_eq!(l["level"], "pass", "{l}");
+        let m = l["message"].as_str().unwrap();
+        assert!(
+            m.contains("user/airlock-broker) cannot delete") && m.contains("DryRun was refused"),
+            "{m}"
+        );
+    }
+    let three = control_lines(&report, 3);
+    assert!(
+        three.iter().any(|l| l["level"] == "pass"
+            && l["message"]
+                .as_str()
+                .unwrap()
+                .contains("the broker cannot assume the executor role")),
+        "{three:?}"
+    );
+    let five = control_lines(&report, 5);
+    assert_eq!(five[0]["level"], "pass", "{five:?}");
+    assert!(
+        five[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("signed by owner")
+    );
+
+    // A credential that can delete (moto's all-powerful test user standing in for a broker
+    // with too much power): control 2 fails and says how to fix it.
+    let (ik, is) = (
+        rig.moto.seed["inspector_access_key_id"].as_str().unwrap(),
+        rig.moto.seed["inspector_secret_access_key"]
+            .as_str()
+            .unwrap(),
+    );
+    let (code, out, err) = airlock(
+        &["doctor", "--dir", ws.to_str().unwrap(), "--json"],
+        &moto_env(&rig, ik, is),
+    );
+    assert_eq!(code, 4, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let two = control_lines(&report, 2);
+    assert!(
+        two.iter().all(|l| l["level"] == "fail"
+            && l["message"]
+                .as_str()
+                .unwrap()
+                .contains("may delete volumes")
+            && l["fix"].as_str().unwrap().contains("sts:AssumeRole")),
+        "{two:?}"
+    );
+    assert!(!out.contains(is) && !err.contains(is));
+}
