@@ -707,24 +707,41 @@ impl Executor {
         }
         let p = &env.partition;
         let volume_arn = req.resource_arn.clone();
+        let description = format!(
+            "airlock backup of {} before request {}",
+            req.resource_id, req.id
+        );
         let snap_id = match &req.backup_id {
             Some(s) => s.clone(),
             None => {
-                let doc = self
-                    .ec2(
-                        env,
-                        "CreateSnapshot",
-                        vec![EBS_CREATE_SNAPSHOT.into()],
-                        vec![volume_arn.clone(), format!("arn:{p}:ec2:{}::snapshot/*", env.region)],
-                        json!({"VolumeId": req.resource_id, "Description": format!("airlock backup of {} before request {}", req.resource_id, req.id)}),
-                        req,
-                    )
-                    .await
-                    .map_err(|e| Refuse(format!("the backup could not be started, so nothing was deleted: {e}")))?;
-                let id = doc["snapshotId"]
-                    .as_str()
-                    .ok_or_else(|| Refuse("CreateSnapshot returned no snapshot id".into()))?
-                    .to_string();
+                let id = match self.find_snapshot(env, &description, req).await? {
+                    Some(id) => id,
+                    None => {
+                        let doc = self
+                            .ec2(
+                                env,
+                                "CreateSnapshot",
+                                vec![EBS_CREATE_SNAPSHOT.into()],
+                                vec![
+                                    volume_arn.clone(),
+                                    format!("arn:{p}:ec2:{}::snapshot/*", env.region),
+                                ],
+                                json!({"VolumeId": req.resource_id, "Description": description}),
+                                req,
+                            )
+                            .await
+                            .map_err(|e| {
+                                Refuse(format!(
+                                    "the backup could not be started, so nothing was deleted: {e}"
+                                ))
+                            })?;
+                        fault_point("after-backup-request");
+                        doc["snapshotId"]
+                            .as_str()
+                            .ok_or_else(|| Refuse("CreateSnapshot returned no snapshot id".into()))?
+                            .to_string()
+                    }
+                };
                 self.phase(req, "backup_started", json!({"backup_id": id}))
                     .await?;
                 req.backup_id = Some(id.clone());
@@ -737,24 +754,39 @@ impl Executor {
                 region: dest.clone(),
                 ..env.clone()
             };
+            let copy_description = format!(
+                "airlock isolated copy of {snap_id} ({}) for request {}",
+                req.resource_id, req.id
+            );
             let copy_id = match &req.backup_copy_id {
                 Some(c) => c.clone(),
                 None => {
-                    let doc = self
-                        .ec2(
-                            &dest_env,
-                            "CopySnapshot",
-                            vec![EBS_COPY_SNAPSHOT.into()],
-                            vec![format!("arn:{p}:ec2:{}::snapshot/{snap_id}", env.region), format!("arn:{p}:ec2:{dest}::snapshot/*")],
-                            json!({"SourceRegion": env.region, "SourceSnapshotId": snap_id, "Description": format!("airlock isolated copy of {snap_id} ({}) for request {}", req.resource_id, req.id)}),
-                            req,
-                        )
-                        .await
-                        .map_err(|e| Refuse(format!("the backup could not be copied to {dest}, so nothing was deleted: {e}")))?;
-                    let id = doc["snapshotId"]
-                        .as_str()
-                        .ok_or_else(|| Refuse("CopySnapshot returned no snapshot id".into()))?
-                        .to_string();
+                    let id = match self
+                        .find_snapshot(&dest_env, &copy_description, req)
+                        .await?
+                    {
+                        Some(id) => id,
+                        None => {
+                            let doc = self
+                                .ec2(
+                                    &dest_env,
+                                    "CopySnapshot",
+                                    vec![EBS_COPY_SNAPSHOT.into()],
+                                    vec![format!("arn:{p}:ec2:{}::snapshot/{snap_id}", env.region), format!("arn:{p}:ec2:{dest}::snapshot/*")],
+                                    json!({"SourceRegion": env.region, "SourceSnapshotId": snap_id, "Description": copy_description}),
+                                    req,
+                                )
+                                .await
+                                .map_err(|e| Refuse(format!("the backup could not be copied to {dest}, so nothing was deleted: {e}")))?;
+                            fault_point("after-backup-request");
+                            doc["snapshotId"]
+                                .as_str()
+                                .ok_or_else(|| {
+                                    Refuse("CopySnapshot returned no snapshot id".into())
+                                })?
+                                .to_string()
+                        }
+                    };
                     self.phase(
                         req,
                         "backup_copy_started",
@@ -777,6 +809,42 @@ impl Executor {
         .await?;
         fault_point("after-backup");
         Ok(())
+    }
+
+    /// This account's snapshot in `env`'s region with exactly this description (which names the
+    /// request): a backup this request started before a crash, before it was recorded.
+    async fn find_snapshot(
+        &self,
+        env: &Environment,
+        description: &str,
+        req: &Request,
+    ) -> Result<Option<String>, Refuse> {
+        let found = self
+            .ec2(
+                env,
+                "DescribeSnapshots",
+                vec![EBS_DESCRIBE_SNAPSHOTS.into()],
+                vec!["*".into()],
+                json!({"Owner": ["self"], "Filter": [{"Name": "description", "Value": [description]}]}),
+                req,
+            )
+            .await
+            .map_err(|e| {
+                Refuse(format!(
+                    "could not look for this request's earlier backup in {}, so nothing was deleted: {e}",
+                    env.region
+                ))
+            })?;
+        let id = found["snapshotSet"][0]["snapshotId"]
+            .as_str()
+            .map(str::to_string);
+        if let Some(id) = &id {
+            self.say(format!(
+                "{}: found this request's backup {id} in {} (resuming)",
+                req.id, env.region
+            ));
+        }
+        Ok(id)
     }
 
     /// A copy of the EBS snapshot being deleted, in the backup region (or its own region when
@@ -807,24 +875,13 @@ impl Executor {
         let copy_id = match &req.backup_copy_id {
             Some(c) => c.clone(),
             None => {
-                let found = self
-                    .ec2(
-                        &dest_env,
-                        "DescribeSnapshots",
-                        vec![EBS_DESCRIBE_SNAPSHOTS.into()],
-                        vec!["*".into()],
-                        json!({"Owner": ["self"], "Filter": [{"Name": "description", "Value": [description]}]}),
-                        req,
-                    )
-                    .await
-                    .map_err(|e| Refuse(format!("could not look for an earlier copy in {dest}, so nothing was deleted: {e}")))?;
-                let id = match found["snapshotSet"][0]["snapshotId"].as_str() {
+                let id = match self.find_snapshot(&dest_env, &description, req).await? {
                     Some(id) => {
                         self.say(format!(
                             "{}: found this request's copy {id} (resuming)",
                             req.id
                         ));
-                        id.to_string()
+                        id
                     }
                     None => {
                         let doc = self
@@ -838,6 +895,7 @@ impl Executor {
                             )
                             .await
                             .map_err(|e| Refuse(format!("the snapshot could not be copied to {dest}, so nothing was deleted: {e}")))?;
+                        fault_point("after-backup-request");
                         doc["snapshotId"]
                             .as_str()
                             .ok_or_else(|| Refuse("CopySnapshot returned no snapshot id".into()))?
@@ -904,7 +962,7 @@ impl Executor {
                 )
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => fault_point("after-backup-request"),
                 // Named after this request: it is the one this request started before a crash.
                 Err(AwsError::Service { code, .. }) if code == "DBSnapshotAlreadyExists" => {
                     self.say(format!(
@@ -941,7 +999,7 @@ impl Executor {
                     )
                     .await
                 {
-                    Ok(_) => {}
+                    Ok(_) => fault_point("after-backup-request"),
                     Err(AwsError::Service { code, .. }) if code == "DBSnapshotAlreadyExists" => {
                         self.say(format!("{}: found this request's copy in {dest} (resuming)", req.id));
                     }
@@ -1034,6 +1092,7 @@ impl Executor {
                             )
                             .await
                             .map_err(|e| Refuse(format!("the export to s3://{bucket}/{prefix} could not be started, so nothing was deleted: {e}")))?;
+                        fault_point("after-backup-request");
                         doc["taskId"]
                             .as_str()
                             .ok_or_else(|| Refuse("CreateExportTask returned no task id".into()))?
@@ -1303,8 +1362,10 @@ fn short(h: &str) -> &str {
     &h[..h.len().min(12)]
 }
 
-/// Fault injection for crash tests: `AIRLOCK_FAULT=kill-after-backup` makes the executor kill
-/// itself with SIGKILL right after the backup is recorded, before the action;
+/// Fault injection for crash tests: `AIRLOCK_FAULT=kill-after-backup-request` makes the executor
+/// kill itself with SIGKILL right after a backup request (snapshot, copy, export) was accepted,
+/// before it is recorded; `kill-after-backup` right after the backup is recorded, before the
+/// action;
 /// `kill-after-delete` right after the action succeeded, before the outcome is recorded. It
 /// can only make the executor stop; it skips nothing.
 fn fault_point(name: &str) {

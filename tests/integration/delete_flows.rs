@@ -451,3 +451,120 @@ fn delete_policies_name_only_their_resource() {
         }
     }
 }
+
+/// The executor killed right after each backup request AWS accepted (before it could record
+/// it), again and again: every restart finds the backup it already started, by the name or
+/// description that carries the request id, and none is taken twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn crashes_between_a_backup_request_and_its_record_never_back_up_twice() {
+    let rig = Rig::new(short_cooldown);
+    let agent = rig.agent().await;
+    let vol = rig.moto.volume("staging_web");
+    let snap = rig.moto.seed["snapshots"]["staging_api"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let db = "staging-api-db";
+    let group = "/app/staging/worker";
+    let calls = [
+        (
+            "request_delete_volume",
+            json!({"environment": "staging", "volume_id": vol, "reason": "r"}),
+            vol.clone(),
+        ),
+        (
+            "request_delete_snapshot",
+            json!({"environment": "staging", "snapshot_id": snap, "reason": "r"}),
+            snap.clone(),
+        ),
+        (
+            "request_delete_db_instance",
+            json!({"environment": "staging", "db_instance_id": db, "reason": "r"}),
+            db.to_string(),
+        ),
+        (
+            "request_delete_log_group",
+            json!({"environment": "staging", "log_group": group, "reason": "r"}),
+            group.to_string(),
+        ),
+    ];
+    let key = rig.approver("alice", true);
+    let mut ids = Vec::new();
+    for (tool, args, resource) in calls {
+        let id = request(&agent, tool, args).await;
+        let (code, screen) = rig.approve(&id, &key, &resource, PASS, None);
+        assert_eq!(code, 0, "{screen}");
+        ids.push(id);
+    }
+    for id in &ids {
+        rig.wait_until_due(id);
+    }
+    let mut kills = 0;
+    let mut log = String::new();
+    for _ in 0..30 {
+        let (code, out, err) = rig.executor_once(&[("AIRLOCK_FAULT", "kill-after-backup-request")]);
+        log.push_str(&out);
+        log.push_str(&err);
+        if code == -1 {
+            kills += 1;
+            continue;
+        }
+        assert!(code == 0 || code == 4, "{out}{err}");
+        if ids.iter().all(|id| rig.state(id) == "executed") {
+            break;
+        }
+    }
+    for id in &ids {
+        assert_eq!(rig.state(id), "executed", "{}\n{log}", rig.show(id));
+    }
+    // volume: snapshot + copy; snapshot: copy; DB: snapshot + copy; logs: export.
+    assert_eq!(kills, 6, "{log}");
+    assert!(log.contains("found this request's"), "{log}");
+
+    // One backup of each, no more.
+    let (v_id, s_id, d_id, l_id) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    assert_eq!(
+        rig.aws(&["snapshots-described", "us-east-1", v_id])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        rig.aws(&["snapshots-described", "us-west-2", v_id])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        rig.aws(&["snapshots-described", "us-west-2", s_id])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let name = format!("airlock-{d_id}");
+    assert_eq!(
+        rig.aws(&["db-snapshot", "us-east-1", &name])["status"],
+        "available"
+    );
+    assert_eq!(
+        rig.aws(&["db-snapshot", "us-west-2", &name])["status"],
+        "available"
+    );
+    let bucket = rig.moto.seed["buckets"]["log_exports"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let objects = rig.aws(&["s3-objects", &bucket, &format!("airlock/{l_id}/")]);
+    assert_eq!(
+        objects.as_array().unwrap().len(),
+        1,
+        "one export of the group's one stream: {objects}"
+    );
+    assert!(!rig.volume_exists(&vol));
+    assert_eq!(rig.aws(&["snapshot", "us-east-1", &snap])["exists"], false);
+    assert_eq!(rig.aws(&["db", "us-east-1", db])["exists"], false);
+    assert_eq!(rig.aws(&["log-group", group])["exists"], false);
+}
