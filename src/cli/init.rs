@@ -748,7 +748,11 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
         println!("   {line}");
     }
     println!(
-        "\n6. Run the executor with the operator's credential (it runs approved requests):\n   {bin} executor --policy {}",
+        "\n6. From the project folder your agent works in, check the five controls:\n   {bin} doctor --policy {}",
+        policy_abs.display()
+    );
+    println!(
+        "\n7. Run the executor with the operator's credential (it runs approved requests):\n   {bin} executor --policy {}",
         policy_abs.display()
     );
     println!("\nAfter adding tools or environments, regenerate the IAM documents:\n   {iam_hint}");

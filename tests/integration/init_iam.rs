@@ -655,6 +655,14 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
         )),
         "{out}"
     );
+    assert!(
+        out.contains(&format!(
+            "{} doctor --policy {}",
+            bin.display(),
+            std::fs::canonicalize(&policy).unwrap().display()
+        )),
+        "{out}"
+    );
 
     // A second init refuses to overwrite; --force replaces.
     let (code, _, err) = airlock(&init_args(d, &moto.url), &env);
