@@ -10,7 +10,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use airlock::catalogue::{Catalogue, Risk};
+use airlock::catalogue::{BackupKind, Catalogue, Risk};
 use airlock::iam;
 use airlock::policy::Policy;
 use airlock::source::SourceFile;
@@ -51,6 +51,11 @@ pub struct InitArgs {
     /// whose region differs; the policy then requires the isolated copy).
     #[arg(long, value_name = "REGION")]
     pub backup_region: Option<String>,
+    /// The S3 bucket (in the environment's region) that log groups are exported to before they
+    /// are deleted, ENV=BUCKET (repeatable). Without one, request_delete_log_group stays off in
+    /// that environment.
+    #[arg(long = "log-export-bucket", value_name = "ENV=BUCKET")]
+    pub log_export_buckets: Vec<String>,
     #[command(flatten)]
     pub principals: PrincipalArgs,
     /// The AWS profile holding the broker's credential (`profile` in each environment);
@@ -93,6 +98,7 @@ struct EnvAnswer {
     agent_role: String,
     executor_role: Option<String>,
     backup_region: Option<String>,
+    log_export_bucket: Option<String>,
 }
 
 fn usage(message: impl Into<String>) -> anyhow::Error {
@@ -115,6 +121,14 @@ fn name_ok(n: &str) -> bool {
 
 fn account_ok(a: &str) -> bool {
     a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn bucket_ok(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && b.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 fn role_name_ok(n: &str) -> bool {
@@ -253,7 +267,33 @@ fn from_flags(a: &InitArgs) -> anyhow::Result<Plan> {
             agent_role: role_arn(account, &a.agent_role_name, name),
             executor_role: (!prod).then(|| role_arn(account, &a.executor_role_name, name)),
             backup_region,
+            log_export_bucket: None,
         });
+    }
+    for spec in &a.log_export_buckets {
+        let Some((env, bucket)) = spec.split_once('=') else {
+            return Err(usage(format!(
+                "--log-export-bucket `{spec}` must be ENV=BUCKET"
+            )));
+        };
+        if !bucket_ok(bucket) {
+            return Err(usage(format!(
+                "--log-export-bucket `{spec}`: `{bucket}` is not an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)"
+            )));
+        }
+        match envs.iter_mut().find(|e| e.name == env) {
+            Some(e) if !e.prod => e.log_export_bucket = Some(bucket.into()),
+            Some(_) => {
+                return Err(usage(format!(
+                    "--log-export-bucket `{spec}`: `{env}` is production, where nothing is deleted"
+                )));
+            }
+            None => {
+                return Err(usage(format!(
+                    "--log-export-bucket `{spec}`: no environment `{env}` (give it with --env)"
+                )));
+            }
+        }
     }
     if let Some(b) = &a.backup_region
         && !region_ok(b)
@@ -347,8 +387,8 @@ fn from_questions<R: BufRead>(a: &InitArgs, p: &mut Prompter<R>) -> anyhow::Resu
             role_name_ok,
             "is not an IAM role name",
         )?;
-        let (executor_role, backup_region) = if prod {
-            (None, None)
+        let (executor_role, backup_region, log_export_bucket) = if prod {
+            (None, None, None)
         } else {
             let exec = p.ask_valid(
                 &format!("{name}: executor role name (runs approved deletes)"),
@@ -367,9 +407,18 @@ fn from_questions<R: BufRead>(a: &InitArgs, p: &mut Prompter<R>) -> anyhow::Resu
                 |b| b == "none" || (region_ok(b) && b != region2),
                 "must be another AWS region than the environment's, or none",
             )?;
+            let bucket = p.ask_valid(
+                &format!(
+                    "{name}: S3 bucket in {region} that log groups are exported to before they are deleted (\"none\": log groups are not deleted)"
+                ),
+                "none",
+                |b| b == "none" || bucket_ok(b),
+                "is not an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)",
+            )?;
             (
                 Some(format!("arn:aws:iam::{account}:role/{exec}")),
                 (backup != "none").then_some(backup),
+                (bucket != "none").then_some(bucket),
             )
         };
         envs.push(EnvAnswer {
@@ -380,6 +429,7 @@ fn from_questions<R: BufRead>(a: &InitArgs, p: &mut Prompter<R>) -> anyhow::Resu
             prod,
             executor_role,
             backup_region,
+            log_export_bucket,
         });
     }
     eprintln!();
@@ -536,6 +586,10 @@ fn policy_text(plan: &Plan, catalogue: &Catalogue, iam_hint: &str) -> String {
                 q(b)
             ));
         }
+        if let Some(b) = &e.log_export_bucket {
+            s.push_str("# Log groups are exported to this S3 bucket (same region) before they are deleted.\n");
+            s.push_str(&format!("log_export_bucket = {}\n", q(b)));
+        }
         if let Some(ep) = &plan.endpoint {
             s.push_str("# A local AWS endpoint (e.g. moto); remove this line for real AWS.\n");
             s.push_str(&format!("endpoint = {}\n", q(ep)));
@@ -553,8 +607,13 @@ fn policy_text(plan: &Plan, catalogue: &Catalogue, iam_hint: &str) -> String {
     let mut local = Vec::new();
     let mut read = Vec::new();
     let mut destructive = Vec::new();
+    // Destructive tools whose backup is an export to the environment's log_export_bucket.
+    let mut needs_bucket = Vec::new();
     for t in catalogue.tools() {
         match (t.risk, t.aws().is_some()) {
+            (Risk::Destructive, _) if t.backup == Some(BackupKind::LogsExport) => {
+                needs_bucket.push(t.name.as_str())
+            }
             (Risk::Destructive, _) => destructive.push(t.name.as_str()),
             (Risk::Read, true) => read.push(t.name.as_str()),
             (_, false) => local.push(t.name.as_str()),
@@ -595,10 +654,40 @@ fn policy_text(plan: &Plan, catalogue: &Catalogue, iam_hint: &str) -> String {
             list(&nonprod)
         ));
     }
-    if !destructive.is_empty() && !prod.is_empty() {
+    let with_bucket: Vec<&str> = plan
+        .envs
+        .iter()
+        .filter(|e| !e.prod && e.log_export_bucket.is_some())
+        .map(|e| e.name.as_str())
+        .collect();
+    let without: Vec<&str> = nonprod
+        .iter()
+        .copied()
+        .filter(|n| !with_bucket.contains(n))
+        .collect();
+    if !needs_bucket.is_empty() && !with_bucket.is_empty() {
+        s.push_str(&format!(
+            "\n# These export the log group to the environment's log_export_bucket first.\n[[rules]]\ntools = {}\nenvironments = {}\ndecision = \"approve\"\napprovers = 1\ncooldown = \"10m\"\n",
+            list(&needs_bucket),
+            list(&with_bucket)
+        ));
+    }
+    if !needs_bucket.is_empty() && !without.is_empty() {
+        s.push_str(&format!(
+            "\n# Not enabled in {}: {} (the log group is exported to the environment's\n# `log_export_bucket` before it is deleted: set one, and add an \"approve\" rule to turn it on).\n",
+            without.join(", "),
+            needs_bucket.join(", ")
+        ));
+    }
+    let all_destructive: Vec<&str> = {
+        let mut v: Vec<&str> = destructive.iter().chain(&needs_bucket).copied().collect();
+        v.sort();
+        v
+    };
+    if !all_destructive.is_empty() && !prod.is_empty() {
         s.push_str(&format!(
             "\n[[rules]]\ntools = {}\nenvironments = {}\ndecision = \"deny\"\nreason = \"production is changed by the team's own change process, not by agents; ask a person\"\n",
-            list(&destructive),
+            list(&all_destructive),
             list(&prod)
         ));
     }
@@ -771,6 +860,7 @@ mod tests {
             agent_role_name: "airlock-agent-{env}".into(),
             executor_role_name: "airlock-executor-{env}".into(),
             backup_region: Some("us-west-2".into()),
+            log_export_buckets: vec![],
             principals: PrincipalArgs {
                 broker_principal: None,
                 operator_principal: None,
@@ -821,6 +911,50 @@ mod tests {
             );
             iam::documents(&policy, &c, &p.principals).unwrap();
         }
+    }
+
+    #[test]
+    fn log_group_deletes_need_an_export_bucket() {
+        let c = Catalogue::builtin().unwrap();
+        let mut p = plan(&[
+            "staging:123456789012:us-east-1",
+            "dev:123456789012:us-east-1",
+            "prod:123456789012:us-west-2",
+        ]);
+        p.envs
+            .iter_mut()
+            .find(|e| e.name == "staging")
+            .unwrap()
+            .log_export_bucket = Some("staging-log-exports".into());
+        let text = policy_text(&p, &c, "airlock iam");
+        let policy = Policy::parse(&SourceFile::new("policy.toml", text.clone()), Some(&c))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            policy.environments["staging"].log_export_bucket.as_deref(),
+            Some("staging-log-exports")
+        );
+        let log_tools: Vec<_> = c
+            .tools()
+            .filter(|t| t.backup == Some(BackupKind::LogsExport))
+            .collect();
+        assert!(!log_tools.is_empty());
+        for t in log_tools {
+            assert!(iam::enabled(&policy, t, "staging"), "{}", t.name);
+            assert!(!iam::enabled(&policy, t, "dev"), "{}", t.name);
+            assert!(!iam::enabled(&policy, t, "prod"), "{}", t.name);
+        }
+        // Every other destructive tool is on outside production.
+        for t in c
+            .tools()
+            .filter(|t| t.risk == Risk::Destructive && t.backup != Some(BackupKind::LogsExport))
+        {
+            assert!(iam::enabled(&policy, t, "dev"), "{}", t.name);
+            assert!(!iam::enabled(&policy, t, "prod"), "{}", t.name);
+        }
+        assert!(
+            text.contains("# Not enabled in dev: request_delete_log_group"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub enum Command {
     Tools(tools::ToolsCommand),
     /// Start a deployment: write a commented policy.toml for your environments, the AWS IAM
     /// documents its roles need, and the MCP client configuration.
-    Init(init::InitArgs),
+    Init(Box<init::InitArgs>),
     /// Write the AWS IAM documents (broker, agent roles and their boundary, executor roles)
     /// for an existing policy: exactly the actions its enabled tools use.
     Iam(iam::IamArgs),
@@ -171,7 +171,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Executor(a) => executor::run(a),
         Command::Audit(c) => requests::audit(c),
         Command::Tools(c) => tools::run(c),
-        Command::Init(a) => init::run(a),
+        Command::Init(a) => init::run(*a),
         Command::Iam(a) => iam::run(a),
         Command::Policy(c) => policy::run(c),
         Command::Doctor(a) => doctor::run(a),

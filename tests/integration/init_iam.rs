@@ -923,6 +923,8 @@ fn init_asks_at_a_terminal() {
         ("dev: agent role name [airlock-agent-dev]", ""),
         ("dev: executor role name", "ops-executor"),
         ("dev: copy backups to region", "eu-central-1"),
+        ("dev: S3 bucket in eu-west-1", "Not_A_Bucket"),
+        ("is not an S3 bucket name", "dev-log-exports"),
         ("live: AWS account id [210987654321]", ""),
         ("live: region [us-east-1]", "eu-west-1"),
         ("live: is it production", "y"),
@@ -961,6 +963,7 @@ fn init_asks_at_a_terminal() {
         Some("arn:aws:iam::210987654321:role/ops-executor")
     );
     assert_eq!(dev.backup_region.as_deref(), Some("eu-central-1"));
+    assert_eq!(dev.log_export_bucket.as_deref(), Some("dev-log-exports"));
     assert!(dev.require_isolated_backup && dev.endpoint.is_none());
     assert_eq!(dev.profile.as_deref(), Some("dev-broker"));
     assert_eq!(dev.executor_profile, None);
