@@ -107,7 +107,7 @@ pub async fn run(i: &Inputs) -> Vec<Line> {
         Ok((policy, catalogue)) => {
             out.extend(broker(i, policy, catalogue).await);
             out.extend(executor(i, policy).await);
-            out.extend(backups(policy));
+            out.extend(backups(i, policy).await);
             out.extend(integrity(i, policy, catalogue));
         }
     }
@@ -528,7 +528,7 @@ async fn executor(i: &Inputs, policy: &Policy) -> Vec<Line> {
     out
 }
 
-fn backups(policy: &Policy) -> Vec<Line> {
+async fn backups(i: &Inputs, policy: &Policy) -> Vec<Line> {
     let mut out = Vec::new();
     for env in policy.environments.values() {
         if env.executor_role.is_none() {
@@ -548,14 +548,142 @@ fn backups(policy: &Policy) -> Vec<Line> {
             (Some(b), false) if *b != env.region => line(4, Level::Warn, format!("{}: snapshots are copied to {b}, but a failed copy does not stop the delete", env.name), Some("set require_isolated_backup = true")),
             _ => line(4, Level::Fail, format!("{}: backups stay in {} (no backup_region)", env.name, env.region), Some("set backup_region to another region and require_isolated_backup = true")),
         });
+        if let Some(bucket) = &env.log_export_bucket {
+            out.push(if i.aws {
+                object_lock(env, bucket).await
+            } else {
+                line(4, Level::Skip, format!("{}: Object Lock on the log export bucket {bucket}: not checked (--skip-aws)", env.name), None)
+            });
+        }
     }
-    out.push(line(
-        4,
-        Level::Skip,
-        "S3 Object Lock: no S3 backup bucket is configured (the built-in backup is an EBS snapshot copied to backup_region); not applicable",
-        None,
-    ));
+    if !policy
+        .environments
+        .values()
+        .any(|e| e.executor_role.is_some() && e.log_export_bucket.is_some())
+    {
+        out.push(line(
+            4,
+            Level::Skip,
+            "S3 Object Lock: no S3 backup bucket (log_export_bucket) is configured; not applicable",
+            None,
+        ));
+    }
     out
+}
+
+/// The log export bucket sits in the environment's own region, so what keeps its copies safe
+/// is S3 Object Lock in compliance mode (no one, not even the account's root, can delete a
+/// locked object early). Read through the environment's agent role, as a read tool would.
+async fn object_lock(env: &Environment, bucket: &str) -> Line {
+    let fix = format!(
+        "create the bucket with Object Lock and set a default retention in COMPLIANCE mode: aws s3api put-object-lock-configuration --bucket {bucket} --object-lock-configuration '{{\"ObjectLockEnabled\":\"Enabled\",\"Rule\":{{\"DefaultRetention\":{{\"Mode\":\"COMPLIANCE\",\"Days\":30}}}}}}'"
+    );
+    let cannot = |why: String| {
+        line(
+            4,
+            Level::Warn,
+            format!(
+                "{}: could not read the Object Lock configuration of the log export bucket {bucket} ({why})",
+                env.name
+            ),
+            Some(&format!(
+                "check it with the operator's credential: aws s3api get-object-lock-configuration --bucket {bucket} (Mode must be COMPLIANCE)"
+            )),
+        )
+    };
+    let base = match base_credentials(env).await {
+        Ok(c) => c,
+        Err(e) => return cannot(e),
+    };
+    let session = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["s3:GetBucketObjectLockConfiguration", "s3:ListBucket"],
+        "Resource": [format!("arn:{}:s3:::{bucket}", env.partition)]}]})
+    .to_string();
+    let assumed = sts(env, &base)
+        .await
+        .assume_role()
+        .role_arn(&env.agent_role)
+        .role_session_name("airlock-doctor")
+        .source_identity("airlock-doctor")
+        .policy(session)
+        .duration_seconds(900)
+        .send()
+        .await;
+    let creds = match assumed.ok().and_then(|o| o.credentials) {
+        Some(c) => Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "airlock-doctor",
+        ),
+        None => return cannot(format!("the broker could not assume {}", env.agent_role)),
+    };
+    let url = format!("{}/{bucket}?object-lock", endpoint::resolve("s3", env));
+    let http = crate::aws::call::http_client();
+    let mut req = match http.get(&url).build() {
+        Ok(r) => r,
+        Err(e) => return cannot(e.to_string()),
+    };
+    if let Err(e) = sign::sign_request(&mut req, &creds, &env.region, "s3") {
+        return cannot(e.to_string());
+    }
+    let (status, text) = match http.execute(req).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => return cannot(e.without_url().to_string()),
+    };
+    let code = protocol::xml_error(&text).map(|(c, _)| c);
+    match (status, code.as_deref()) {
+        (200, _) if text.contains("<Mode>COMPLIANCE</Mode>") => line(
+            4,
+            Level::Pass,
+            format!(
+                "{}: the log export bucket {bucket} has Object Lock in COMPLIANCE mode",
+                env.name
+            ),
+            None,
+        ),
+        (200, _) if text.contains("<Mode>GOVERNANCE</Mode>") => line(
+            4,
+            Level::Warn,
+            format!(
+                "{}: the log export bucket {bucket} has Object Lock in GOVERNANCE mode, which a privileged user can bypass",
+                env.name
+            ),
+            Some(&fix),
+        ),
+        (200, _) => line(
+            4,
+            Level::Fail,
+            format!(
+                "{}: the log export bucket {bucket} has Object Lock without a default retention",
+                env.name
+            ),
+            Some(&fix),
+        ),
+        (_, Some("ObjectLockConfigurationNotFoundError")) => line(
+            4,
+            Level::Fail,
+            format!(
+                "{}: the log export bucket {bucket} has no Object Lock: exported logs could be deleted with the group",
+                env.name
+            ),
+            Some(&fix),
+        ),
+        (_, Some("NoSuchBucket")) => line(
+            4,
+            Level::Fail,
+            format!(
+                "{}: the log export bucket {bucket} does not exist",
+                env.name
+            ),
+            Some(&fix),
+        ),
+        (_, c) => cannot(
+            c.map(str::to_string)
+                .unwrap_or_else(|| format!("HTTP {status}")),
+        ),
+    }
 }
 
 fn integrity(i: &Inputs, policy: &Policy, catalogue: &Catalogue) -> Vec<Line> {

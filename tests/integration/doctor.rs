@@ -344,12 +344,30 @@ fn doctor_asks_moto_what_the_broker_can_do() {
         &moto_env(&rig, &k, &s),
     );
     let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    // The seeded log export bucket has no Object Lock: the only failing line.
     assert_eq!(
         code,
-        0,
+        4,
         "{}",
         serde_json::to_string_pretty(&report).unwrap()
     );
+    let fails: Vec<&Value> = report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["level"] == "fail")
+        .collect();
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    assert_eq!(fails[0]["control"], 4);
+    assert!(
+        fails[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("log export bucket airlock-staging-log-exports has no Object Lock"),
+        "{}",
+        fails[0]
+    );
+    assert!(fails[0]["fix"].as_str().unwrap().contains("COMPLIANCE"));
     let two = control_lines(&report, 2);
     assert_eq!(two.len(), 2, "{two:?}");
     for l in &two {
@@ -376,6 +394,37 @@ fn doctor_asks_moto_what_the_broker_can_do() {
             .as_str()
             .unwrap()
             .contains("signed by owner")
+    );
+
+    // Exports to the seeded bucket with Object Lock in compliance mode: no line fails, and
+    // doctor exits 0. (The policy changes, so its owner signs it again.)
+    let text = std::fs::read_to_string(&rig.policy).unwrap();
+    std::fs::write(
+        &rig.policy,
+        text.replace("airlock-staging-log-exports", "airlock-staging-backups"),
+    )
+    .unwrap();
+    assert_eq!(rig.sign_policy(&rig.owner, None).0, 0);
+    let (code, out, err) = airlock(
+        &["doctor", "--dir", ws.to_str().unwrap(), "--json"],
+        &moto_env(&rig, &k, &s),
+    );
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    assert_eq!(
+        code,
+        0,
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
+    assert!(
+        control_lines(&report, 4)
+            .iter()
+            .any(|l| l["level"] == "pass"
+                && l["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("airlock-staging-backups has Object Lock in COMPLIANCE mode")),
+        "{report}"
     );
 
     // A credential that can delete (moto's all-powerful test user standing in for a broker
