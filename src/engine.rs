@@ -462,6 +462,11 @@ impl Engine {
         match queue.create(&new, &ctx.actor(), now).await {
             Ok(r) => {
                 let cooldown = humantime::format_duration(rule.cooldown).to_string();
+                let backup = crate::executor::backup_plan(tool, env, &r.id);
+                let then = backup.as_ref().map_or_else(
+                    || "Then the executor performs the deletion under a credential scoped to this one resource.".to_string(),
+                    |b| b.for_agent(),
+                );
                 ToolAnswer::ok(json!({
                     "request_id": r.id,
                     "state": r.state,
@@ -470,10 +475,11 @@ impl Engine {
                     "approvals_required": r.approvers_required,
                     "cooldown": cooldown,
                     "expires_at": crate::timefmt::format_ms(r.expires_at),
+                    "backup": backup,
                     "what_happens_next": [
                         format!("Nothing has been deleted. A human reviews this request and approves it with `airlock approve {}` ({} approver(s)), or denies it.", r.id, r.approvers_required),
                         format!("After approval there is a {cooldown} cooldown; anyone can cancel until it starts (cancel_request)."),
-                        "Then the executor takes a backup (snapshot) and performs the deletion under a credential scoped to this one resource.".to_string(),
+                        then,
                         format!("Follow it with get_request {{\"request_id\": \"{}\"}}. It expires if nobody approves it in time.", r.id),
                     ],
                 }))

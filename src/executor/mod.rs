@@ -14,6 +14,9 @@
 //! that action. Progress is recorded as it goes, so a crash at any point resumes on restart and
 //! a request is never executed twice.
 
+mod plan;
+pub use plan::{BackupPlan, backup_plan};
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;

@@ -300,16 +300,28 @@ async fn a_log_group_is_exported_to_s3_then_deleted() {
     let rig = Rig::new(short_cooldown);
     let agent = rig.agent().await;
     let group = "/app/staging/old-batch";
-    let id = request(
-        &agent,
-        "request_delete_log_group",
-        json!({"environment": "staging", "log_group": group, "reason": "the batch job was retired"}),
-    )
-    .await;
+    let a = agent
+        .call(
+            "request_delete_log_group",
+            json!({"environment": "staging", "log_group": group, "reason": "the batch job was retired"}),
+        )
+        .await;
+    assert_eq!(a.body["state"], "pending", "{}", a.text);
+    let id = a.body["request_id"].as_str().unwrap().to_string();
     let bucket = rig.moto.seed["buckets"]["log_exports"]
         .as_str()
         .unwrap()
         .to_string();
+    // The agent is told where the log group's events go before it is deleted.
+    let next = a.body["what_happens_next"].to_string();
+    let at = format!("s3://{bucket}/airlock/{id}");
+    assert!(
+        next.contains(&format!("every event exported to {at}")),
+        "{next}"
+    );
+    assert!(!next.contains("snapshot"), "{next}");
+    assert_eq!(a.body["backup"]["kind"], "logs_export", "{}", a.text);
+    assert_eq!(a.body["backup"]["kept_in"], json!(at), "{}", a.text);
     let (_, shown, _) = rig.cli(&["requests", "show", &id]);
     assert!(
         shown.contains(&format!("exported to s3://{bucket}/airlock/{id}")),
@@ -364,12 +376,21 @@ async fn no_export_bucket_means_no_log_group_deletion() {
     });
     let agent = rig.agent().await;
     let group = "/app/staging/worker";
-    let id = request(
-        &agent,
-        "request_delete_log_group",
-        json!({"environment": "staging", "log_group": group, "reason": "r"}),
-    )
-    .await;
+    let a = agent
+        .call(
+            "request_delete_log_group",
+            json!({"environment": "staging", "log_group": group, "reason": "r"}),
+        )
+        .await;
+    assert_eq!(a.body["state"], "pending", "{}", a.text);
+    let id = a.body["request_id"].as_str().unwrap().to_string();
+    // The agent is told up front that, as the policy stands, nothing will be deleted.
+    let next = a.body["what_happens_next"].to_string();
+    assert!(
+        next.contains("will refuse this request and delete nothing"),
+        "{next}"
+    );
+    assert!(next.contains("names no log_export_bucket"), "{next}");
     let (v, _) = approve_and_execute(&rig, &id, group);
     assert_eq!(v["state"], "failed", "{v}");
     crate::queue_flow::assert_failed_because(&v, "names no log_export_bucket");
