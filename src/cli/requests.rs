@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use airlock::executor::BackupPlan;
 use airlock::queue::view::{countdown, view};
 use airlock::queue::{Queue, QueueError, State};
 use airlock::timefmt::{format_ms, now_ms};
@@ -166,8 +167,11 @@ pub fn run(c: RequestsCommand) -> anyhow::Result<ExitCode> {
                 let now = now_ms();
                 q.expire_due(now).await?;
                 let r = q.get(&a.id).await.map_err(refused)?;
-                let v = view(&r, &q.approvals(&r.id).await?, now);
+                let mut v = view(&r, &q.approvals(&r.id).await?, now);
                 if a.json {
+                    if let (Ok(p), Some(m)) = (backup_plan(&v, &a.at.config), v.as_object_mut()) {
+                        m.insert("backup_plan".into(), serde_json::to_value(p)?);
+                    }
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {
                     print!("{}", describe(&v, &a.at.config));
@@ -240,62 +244,9 @@ pub fn describe(v: &Value, config: &ConfigArgs) -> String {
         v["requested_by"]["session"].as_str().unwrap_or("?"),
         s("created_at")
     ));
-    let backup = match config.load() {
-        Ok(c) => {
-            let env = c.policy.environments.get(&s("environment")).cloned();
-            let tool = c.catalogue.get(&s("tool")).cloned();
-            match (tool.and_then(|t| t.backup), env) {
-                (Some(airlock::catalogue::BackupKind::EbsSnapshot), Some(e)) => {
-                    match &e.backup_region {
-                        Some(r) => format!(
-                            "EBS snapshot in {}, copied to {r}, before the action",
-                            e.region
-                        ),
-                        None => format!(
-                            "EBS snapshot in {} (same region: no isolated copy configured) before the action",
-                            e.region
-                        ),
-                    }
-                }
-                (Some(airlock::catalogue::BackupKind::SnapshotCopy), Some(e)) => {
-                    match &e.backup_region {
-                        Some(r) => format!("a copy of the snapshot in {r}, before the action"),
-                        None => format!(
-                            "a copy of the snapshot in {} (same region: no isolated copy configured), before the action",
-                            e.region
-                        ),
-                    }
-                }
-                (Some(airlock::catalogue::BackupKind::RdsSnapshot), Some(e)) => {
-                    match &e.backup_region {
-                        Some(r) => format!(
-                            "final DB snapshot airlock-{} in {}, copied to {r}, before the action",
-                            s("request_id"),
-                            e.region
-                        ),
-                        None => format!(
-                            "final DB snapshot airlock-{} in {} (same region: no isolated copy configured), before the action",
-                            s("request_id"),
-                            e.region
-                        ),
-                    }
-                }
-                (Some(airlock::catalogue::BackupKind::LogsExport), Some(e)) => {
-                    match &e.log_export_bucket {
-                        Some(b) => format!(
-                            "every event exported to s3://{b}/airlock/{}, before the action",
-                            s("request_id")
-                        ),
-                        None => "none possible: the environment names no log_export_bucket, so the executor will refuse".into(),
-                    }
-                }
-                (Some(airlock::catalogue::BackupKind::None), _) => {
-                    "none (the tool declares no backup)".into()
-                }
-                _ => "unknown (policy or tool not found)".into(),
-            }
-        }
-        Err(_) => "unknown (policy not readable)".into(),
+    let backup = match backup_plan(v, config) {
+        Ok(p) => p.for_person(),
+        Err(why) => why.into(),
     };
     out.push_str(&format!("backup      {backup}\n"));
     out.push_str(&format!(
@@ -325,6 +276,20 @@ pub fn describe(v: &Value, config: &ConfigArgs) -> String {
     out.push_str(&format!("call hash   {}\n", s("call_hash")));
     out.push_str(&format!("next        {}\n", s("next")));
     out
+}
+
+/// The backup the executor will take for this request, from the tool's declared `[backup]` and
+/// the environment in the policy (or why that cannot be said).
+fn backup_plan(v: &Value, config: &ConfigArgs) -> Result<BackupPlan, &'static str> {
+    let c = config.load().map_err(|_| "unknown (policy not readable)")?;
+    let s = |k: &str| v[k].as_str().unwrap_or_default();
+    let env = c.policy.environments.get(s("environment"));
+    let tool = c.catalogue.get(s("tool"));
+    match (tool, env) {
+        (Some(t), Some(e)) => airlock::executor::backup_plan(t, e, s("request_id"))
+            .ok_or("unknown (the tool declares no backup)"),
+        _ => Err("unknown (policy or tool not found)"),
+    }
 }
 
 fn refused(e: QueueError) -> anyhow::Error {

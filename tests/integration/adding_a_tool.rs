@@ -479,14 +479,24 @@ async fn adding_a_tool_as_documented() {
     assert_eq!(a.body["resource_id"], json!(old));
     let id = a.body["request_id"].as_str().unwrap().to_string();
     // The tool declares no backup: the agent is told so, with the file's reason, not that a
-    // snapshot will be taken.
+    // snapshot will be taken; the approver sees the same reason (text and --json).
     let none_reason = "a security group holds only its rules, and the request keeps them as they were described when it was made (airlock requests show ID)";
     assert_eq!(a.body["backup"]["kind"], "none", "{}", a.text);
     let next = a.body["what_happens_next"].to_string();
     assert!(next.contains("takes no backup first"), "{next}");
     assert!(next.contains(none_reason), "{next}");
     assert!(!next.to_lowercase().contains("snapshot"), "{next}");
+    let (code, text, _) = rig.cli(&["requests", "show", &id]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!(
+            "backup      none (the tool declares no backup: {none_reason})"
+        )),
+        "{text}"
+    );
     let shown = rig.show(&id);
+    assert_eq!(shown["backup_plan"]["kind"], "none", "{shown}");
+    assert_eq!(shown["backup_plan"]["none_reason"], none_reason, "{shown}");
     assert_eq!(shown["state"], "pending");
     assert_eq!(shown["tool"], "request_delete_security_group");
     assert_eq!(

@@ -391,6 +391,10 @@ async fn no_export_bucket_means_no_log_group_deletion() {
         "{next}"
     );
     assert!(next.contains("names no log_export_bucket"), "{next}");
+    assert_eq!(
+        rig.show(&id)["backup_plan"]["refused"],
+        json!(a.body["backup"]["refused"])
+    );
     let (v, _) = approve_and_execute(&rig, &id, group);
     assert_eq!(v["state"], "failed", "{v}");
     crate::queue_flow::assert_failed_because(&v, "names no log_export_bucket");
