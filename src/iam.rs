@@ -16,7 +16,11 @@
 //!   ([`crate::executor::backup_grants`]); trusted by the operator principal only, optionally
 //!   with MFA;
 //! - the **operator** principal: `sts:AssumeRole` and `sts:SetSourceIdentity` on the executor
-//!   roles.
+//!   roles;
+//! - each environment's **`log_export_bucket`** (the `logs_export` backup): a bucket policy
+//!   letting that environment's CloudWatch Logs service (`logs.REGION.amazonaws.com`, for log
+//!   groups of its account and region only) read the bucket's ACL and put objects under
+//!   `airlock/` with `bucket-owner-full-control`, nothing else.
 //!
 //! Everything here is pure: the same policy, catalogue and principals give the same bytes.
 
@@ -58,6 +62,8 @@ pub enum Kind {
     ExecutorPermissions { env: String },
     /// An executor role's trust policy for one environment.
     ExecutorTrust { env: String },
+    /// The bucket policy of a `log_export_bucket` (shared by the environments naming it).
+    LogExportBucket { bucket: String },
 }
 
 /// One generated document.
@@ -118,6 +124,11 @@ const MAX_MANAGED: usize = 6144;
 const MAX_INLINE_ROLE: usize = 10240;
 const MAX_INLINE_USER: usize = 2048;
 const MAX_TRUST: usize = 2048;
+const MAX_BUCKET_POLICY: usize = 20480;
+
+/// Where the `logs_export` backup writes, under each environment's `log_export_bucket`
+/// (the executor exports to `airlock/REQUEST_ID`).
+pub const LOG_EXPORT_PREFIX: &str = "airlock/";
 
 /// Services whose delete-class verbs the agent boundary denies by name, besides every service
 /// the catalogue uses.
@@ -620,6 +631,8 @@ pub fn documents(
         });
     }
 
+    docs.extend(log_export_bucket_policies(policy)?);
+
     let allowed: Vec<String> = agent_actions.into_iter().collect();
     let mut statements = Vec::new();
     if !allowed.is_empty() {
@@ -651,6 +664,85 @@ pub fn documents(
         json,
     });
     docs.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(docs)
+}
+
+/// The CloudWatch Logs service principal of `env`'s region.
+pub fn logs_service(env: &Environment) -> String {
+    let suffix = if env.partition == "aws-cn" {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("logs.{}.{suffix}", env.region)
+}
+
+/// The file a `log_export_bucket`'s policy is written to.
+pub fn log_export_bucket_file(bucket: &str) -> String {
+    format!("log-export-bucket-{bucket}.json")
+}
+
+/// One bucket policy per `log_export_bucket`: for each environment naming it, its region's
+/// CloudWatch Logs service may read the bucket's ACL and put objects under
+/// [`LOG_EXPORT_PREFIX`] with `bucket-owner-full-control`, for that environment's account and
+/// log groups only (AWS's "export log data to Amazon S3" policy, narrowed to airlock's prefix).
+fn log_export_bucket_policies(policy: &Policy) -> Result<Vec<Document>, IamError> {
+    let mut by_bucket: BTreeMap<&str, Vec<&Environment>> = BTreeMap::new();
+    for env in policy.environments.values() {
+        if let Some(b) = &env.log_export_bucket {
+            by_bucket.entry(b).or_default().push(env);
+        }
+    }
+    let mut docs = Vec::new();
+    for (bucket, envs) in by_bucket {
+        let mut statements = Vec::new();
+        for env in &envs {
+            let p = &env.partition;
+            let principal = json!({"Service": logs_service(env)});
+            let source_arn = format!("arn:{p}:logs:{}:{}:log-group:*", env.region, env.account);
+            let id = camel(&env.name);
+            statements.push(json!({
+                "Sid": format!("LogsReadsAcl{id}"),
+                "Effect": "Allow",
+                "Principal": principal,
+                "Action": "s3:GetBucketAcl",
+                "Resource": format!("arn:{p}:s3:::{bucket}"),
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": env.account},
+                    "ArnLike": {"aws:SourceArn": source_arn},
+                },
+            }));
+            statements.push(json!({
+                "Sid": format!("LogsWritesExports{id}"),
+                "Effect": "Allow",
+                "Principal": principal,
+                "Action": "s3:PutObject",
+                "Resource": format!("arn:{p}:s3:::{bucket}/{LOG_EXPORT_PREFIX}*"),
+                "Condition": {
+                    "StringEquals": {
+                        "s3:x-amz-acl": "bucket-owner-full-control",
+                        "aws:SourceAccount": env.account,
+                    },
+                    "ArnLike": {"aws:SourceArn": source_arn},
+                },
+            }));
+        }
+        let file = log_export_bucket_file(bucket);
+        let json = json!({"Version": "2012-10-17", "Statement": statements});
+        check_size(&file, &json, MAX_BUCKET_POLICY)?;
+        let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
+        docs.push(Document {
+            file,
+            kind: Kind::LogExportBucket {
+                bucket: bucket.to_string(),
+            },
+            title: format!(
+                "bucket policy of s3://{bucket}: CloudWatch Logs of {} may write log exports under {LOG_EXPORT_PREFIX}, nothing else",
+                names.join(", ")
+            ),
+            json,
+        });
+    }
     Ok(docs)
 }
 
@@ -711,6 +803,21 @@ pub fn setup_commands(
                         "aws iam put-role-policy --role-name {name} --policy-name airlock-executor --policy-document file://{dir}/{perm}"
                     ));
                 }
+            }
+        }
+        let buckets: BTreeSet<&str> = policy
+            .environments
+            .values()
+            .filter(|e| e.account == *account && e.partition == *partition)
+            .filter_map(|e| e.log_export_bucket.as_deref())
+            .collect();
+        for bucket in buckets {
+            let file = log_export_bucket_file(bucket);
+            if has(&file) {
+                out.push("# lets CloudWatch Logs write the exports taken before a log group is deleted (replaces the bucket's policy: merge by hand if it already has one)".into());
+                out.push(format!(
+                    "aws s3api put-bucket-policy --bucket {bucket} --policy file://{dir}/{file}"
+                ));
             }
         }
     }

@@ -4,7 +4,8 @@
 //! what their enabled tools read and delete nothing; the boundary denies every delete; the
 //! broker can do nothing but assume the agent roles; the executor can delete only what the
 //! destructive tools declare; each trust policy admits only its principal (with a
-//! SourceIdentity for agents, MFA for the executor when asked). Then, against moto with
+//! SourceIdentity for agents, MFA for the executor when asked); a log export bucket's policy
+//! admits only CloudWatch Logs writing exports under airlock/. Then, against moto with
 //! enforcement on: the documents applied as the printed commands would apply them keep the
 //! broker, agent and executor apart; `init` in an empty folder, `check`, and the demo flow work
 //! end to end; and the interactive path works through a real pseudo-terminal.
@@ -479,6 +480,227 @@ fn trust_policies_admit_only_their_principal() {
 
 /// The documents for a fixed input (the demo policy over the first built-in tools, so tools
 /// added later do not change it), as a reviewer reads them.
+/// iam-rs's decision for a bucket policy: may `who` (a service or an AWS principal) call
+/// `action` on `resource` with these request facts?
+fn bucket(doc: &Document, who: Principal, action: &str, resource: &str, ctx: Context) -> Decision {
+    let req = IAMRequest::new_with_context(who, action, Arn::parse(resource).unwrap(), ctx);
+    PolicyEvaluator::with_policies(vec![IAMPolicy::from_json(&doc.json.to_string()).unwrap()])
+        .evaluate(&req)
+        .expect("evaluation")
+        .decision
+}
+
+/// The log export bucket's policy lets exactly one thing in: CloudWatch Logs of the
+/// environment's region, for log groups of its account, reading the bucket ACL and writing
+/// objects under airlock/ that the bucket owner fully controls. No delete, no read of objects,
+/// no other prefix, bucket, account, region, service or principal.
+#[test]
+fn the_log_export_bucket_admits_only_cloudwatch_logs_writing_exports() {
+    let docs = demo_documents(false);
+    let name = "airlock-staging-log-exports";
+    let doc = &docs[&format!("log-export-bucket-{name}.json")];
+    assert_eq!(
+        doc.kind,
+        Kind::LogExportBucket {
+            bucket: name.into()
+        }
+    );
+    let logs = |region: &str| {
+        Principal::Service(PrincipalId::String(format!("logs.{region}.amazonaws.com")))
+    };
+    let group = "arn:aws:logs:us-east-1:123456789012:log-group:/app/staging/old-batch";
+    let facts = |account: &str, source: &str, acl: Option<&str>| {
+        let c = Context::new()
+            .with_string("aws:SourceAccount", account)
+            .with_string("aws:SourceArn", source);
+        match acl {
+            Some(a) => c.with_string("s3:x-amz-acl", a),
+            None => c,
+        }
+    };
+    let good = || facts(ACCOUNT, group, Some("bucket-owner-full-control"));
+    let bucket_arn = format!("arn:aws:s3:::{name}");
+    let export = format!("arn:aws:s3:::{name}/airlock/r-0123456789ab/aws-logs-write-test");
+    let object = format!("arn:aws:s3:::{name}/airlock/r-0123456789ab/0/000000.gz");
+
+    // What an export needs.
+    assert_eq!(
+        bucket(
+            doc,
+            logs("us-east-1"),
+            "s3:GetBucketAcl",
+            &bucket_arn,
+            good()
+        ),
+        Decision::Allow
+    );
+    for key in [&export, &object] {
+        assert_eq!(
+            bucket(doc, logs("us-east-1"), "s3:PutObject", key, good()),
+            Decision::Allow,
+            "{key}"
+        );
+    }
+
+    // Other objects: another prefix, the bucket's root, another bucket.
+    for key in [
+        format!("arn:aws:s3:::{name}/other/x"),
+        format!("arn:aws:s3:::{name}/airlockx/x"),
+        format!("arn:aws:s3:::{name}/x"),
+        "arn:aws:s3:::another-bucket/airlock/x".to_string(),
+    ] {
+        assert_ne!(
+            bucket(doc, logs("us-east-1"), "s3:PutObject", &key, good()),
+            Decision::Allow,
+            "{key}"
+        );
+    }
+    assert_ne!(
+        bucket(
+            doc,
+            logs("us-east-1"),
+            "s3:GetBucketAcl",
+            "arn:aws:s3:::another-bucket",
+            good()
+        ),
+        Decision::Allow
+    );
+
+    // Without the owner's full control, or for another account or its log groups.
+    for ctx in [
+        facts(ACCOUNT, group, None),
+        facts(ACCOUNT, group, Some("public-read")),
+        facts("210987654321", group, Some("bucket-owner-full-control")),
+        facts(
+            "210987654321",
+            "arn:aws:logs:us-east-1:210987654321:log-group:/x",
+            Some("bucket-owner-full-control"),
+        ),
+        facts(
+            ACCOUNT,
+            "arn:aws:logs:us-west-2:123456789012:log-group:/x",
+            Some("bucket-owner-full-control"),
+        ),
+        Context::new().with_string("s3:x-amz-acl", "bucket-owner-full-control"),
+    ] {
+        assert_ne!(
+            bucket(doc, logs("us-east-1"), "s3:PutObject", &object, ctx.clone()),
+            Decision::Allow,
+            "{ctx:?}"
+        );
+    }
+    assert_ne!(
+        bucket(
+            doc,
+            logs("us-east-1"),
+            "s3:GetBucketAcl",
+            &bucket_arn,
+            facts("210987654321", group, None)
+        ),
+        Decision::Allow
+    );
+
+    // Another region's Logs, another service, an IAM principal of the account itself.
+    for who in [
+        logs("us-west-2"),
+        Principal::Service(PrincipalId::String("s3.amazonaws.com".into())),
+        Principal::Service(PrincipalId::String("logs.amazonaws.com".into())),
+        Principal::Aws(PrincipalId::String(EXECUTOR_STAGING.into())),
+        Principal::Aws(PrincipalId::String(AGENT_STAGING.into())),
+        Principal::Aws(PrincipalId::String("arn:aws:iam::123456789012:root".into())),
+    ] {
+        for (action, resource) in [
+            ("s3:PutObject", object.as_str()),
+            ("s3:GetBucketAcl", bucket_arn.as_str()),
+        ] {
+            assert_ne!(
+                bucket(doc, who.clone(), action, resource, good()),
+                Decision::Allow,
+                "{who:?} {action}"
+            );
+        }
+    }
+
+    // Nothing but those two actions, even for Logs with every fact right.
+    for action in [
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:DeleteBucket",
+        "s3:DeleteBucketPolicy",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObjectAcl",
+        "s3:PutBucketAcl",
+        "s3:PutBucketPolicy",
+        "s3:PutLifecycleConfiguration",
+        "s3:*",
+    ] {
+        for resource in [&bucket_arn, &object] {
+            assert_ne!(
+                bucket(doc, logs("us-east-1"), action, resource, good()),
+                Decision::Allow,
+                "{action} on {resource}"
+            );
+        }
+    }
+    let mut granted: Vec<(String, String)> = doc.json["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| {
+            assert_eq!(st["Effect"], "Allow", "{st}");
+            assert_eq!(
+                st["Principal"],
+                json!({"Service": "logs.us-east-1.amazonaws.com"})
+            );
+            (
+                st["Action"].as_str().unwrap().to_string(),
+                st["Resource"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    granted.sort();
+    assert_eq!(
+        granted,
+        [
+            ("s3:GetBucketAcl".to_string(), bucket_arn.clone()),
+            (
+                "s3:PutObject".to_string(),
+                format!("{bucket_arn}/airlock/*")
+            ),
+        ]
+    );
+
+    // Only environments that name a bucket get one (prod names none), and the printed setup
+    // commands apply it.
+    assert_eq!(
+        docs.values()
+            .filter(|d| matches!(d.kind, Kind::LogExportBucket { .. }))
+            .count(),
+        1
+    );
+    let c = Catalogue::builtin().unwrap();
+    let text = std::fs::read_to_string(repo().join("policy.toml")).unwrap();
+    let p = Policy::parse(&SourceFile::new("policy.toml", text.clone()), Some(&c)).unwrap();
+    let all: Vec<Document> = docs.values().cloned().collect();
+    let cmds = iam::setup_commands(&p, &all, &principals(false), "iam");
+    assert!(
+        cmds.contains(&format!(
+            "aws s3api put-bucket-policy --bucket {name} --policy file://iam/log-export-bucket-{name}.json"
+        )),
+        "{cmds:#?}"
+    );
+    let without = text.replace(&format!("log_export_bucket = \"{name}\"\n"), "");
+    assert_ne!(without, text);
+    let p = Policy::parse(&SourceFile::new("policy.toml", without), None).unwrap();
+    assert!(
+        iam::documents(&p, &c, &principals(false))
+            .unwrap()
+            .iter()
+            .all(|d| !d.file.starts_with("log-export-bucket-"))
+    );
+}
+
 #[test]
 fn generated_documents_snapshot() {
     let files = [
