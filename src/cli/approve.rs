@@ -209,6 +209,19 @@ pub fn run(a: ApproveArgs) -> anyhow::Result<ExitCode> {
         let v = view(&r, &approvals, now);
         t.say("\n")?;
         t.say(&describe(&v, &a.at.config))?;
+        // Approving does not need a signed policy, but the executor holds requests until it is.
+        let st = airlock::policy::signature::status(
+            &airlock::policy::signature::Manifest::of(&config.policy, &config.catalogue),
+            &airlock::policy::signature::signature_path(&config.policy.path),
+            Ok(&trust),
+            &trust.path,
+        );
+        if !st.signed {
+            t.say(&format!(
+                "\nNote: the policy is not signed by a trusted approver ({}). The executor holds approved requests until an approver runs `airlock policy sign`.\n",
+                st.problem.as_deref().unwrap_or("no valid signature")
+            ))?;
+        }
         t.say(&format!(
             "\nApproving lets the executor run {} on {} in {} after a {} cooldown ({} approval(s) needed, {} so far).\n",
             r.tool,

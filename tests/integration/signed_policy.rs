@@ -185,6 +185,23 @@ async fn serve_refuses_destructive_requests_while_unsigned_and_read_tools_keep_w
         json!(["owner"])
     );
 
+    // Approving does not need a signed policy, but says the executor will hold the request,
+    // and it does.
+    std::fs::remove_file(&sig).unwrap();
+    let alice = rig.approver("alice", true);
+    let (code, screen) = rig.approve(&id, &alice, &vol, PASS, None);
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("Note: the policy is not signed by a trusted approver"),
+        "{screen}"
+    );
+    rig.wait_until_due(&id);
+    let (code, out, err) = rig.executor_once(&[]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(out.contains(&format!("{id} held")), "{out}");
+    assert!(rig.volume_exists(&vol));
+    assert_eq!(rig.sign_policy(&rig.owner, None).0, 0);
+
     // The policy file changes under the running server: it stops queueing (it would queue
     // under a policy that is no longer the one on disk) and says to restart after signing.
     let text = std::fs::read_to_string(&rig.policy).unwrap();
