@@ -281,6 +281,31 @@ async fn inventory_tools_answer_under_scoped_sessions() {
     assert_eq!(a.body["error"], "invalid_argument", "{}", short(&a));
 }
 
+/// get_bucket_protection names its bucket in an argument, so a bucket listed under
+/// [protected] ids is refused before anything runs (no session policy, no credential): an
+/// answer is never about a protected-by-id bucket, which is why it carries no `protected` mark
+/// (docs/tools.md). Any other bucket is allowed.
+#[test]
+fn bucket_protection_of_a_protected_bucket_is_refused_before_it_runs() {
+    let mut e = engine("us-east-1");
+    let mut policy = (*e.policy).clone();
+    policy.protected_ids.push("airlock-staging-backups".into());
+    e.policy = std::sync::Arc::new(policy);
+    let call = |bucket: &str| {
+        let args = json!({"environment": "staging", "bucket": bucket});
+        e.plan("get_bucket_protection", args.as_object().unwrap())
+            .unwrap()
+            .1
+    };
+    let plan = call("airlock-staging-backups");
+    assert_eq!(plan.verdict.decision, airlock::policy::Decision::Deny);
+    assert_eq!(plan.verdict.matched, "protected resources");
+    assert!(plan.session_policy.is_none());
+    let plan = call("airlock-staging-backups2");
+    assert_eq!(plan.verdict.decision, airlock::policy::Decision::Allow);
+    assert!(plan.session_policy.is_some());
+}
+
 /// The list tools whose action has no useful resource-level permission: allowed on "*" in the
 /// environment's region only, and nothing else.
 #[test]
