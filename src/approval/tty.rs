@@ -21,11 +21,12 @@ fn io(e: std::io::Error) -> ApprovalError {
 }
 
 impl Terminal {
-    /// Opens the controlling terminal for reading and writing.
-    pub fn open() -> Result<Self, ApprovalError> {
+    /// Opens the controlling terminal for reading and writing. `command` names what needs it
+    /// (e.g. "airlock approve") in the error a caller without a terminal gets.
+    pub fn open(command: &str) -> Result<Self, ApprovalError> {
         let tty = OpenOptions::new().read(true).write(true).open(TTY).map_err(|e| {
             ApprovalError::NoTerminal(format!(
-                "airlock approve needs a terminal (/dev/tty): run it yourself in a terminal; there is no flag or variable that skips this ({e})"
+                "{command} needs a terminal (/dev/tty): run it yourself in a terminal; there is no flag or variable that skips this ({e})"
             ))
         })?;
         Ok(Self { tty })
@@ -87,11 +88,11 @@ mod tests {
         if File::open(TTY).is_ok() {
             return; // A terminal is present: nothing to assert without a person.
         }
-        let e = Terminal::open().unwrap_err();
+        let e = Terminal::open("airlock policy sign").unwrap_err();
         assert!(matches!(e, ApprovalError::NoTerminal(_)), "{e}");
         assert!(
             e.to_string()
-                .starts_with("airlock approve needs a terminal (/dev/tty)"),
+                .starts_with("airlock policy sign needs a terminal (/dev/tty)"),
             "{e}"
         );
     }

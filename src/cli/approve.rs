@@ -76,7 +76,7 @@ pub fn run_approver(c: ApproverCommand) -> anyhow::Result<ExitCode> {
             path.display()
         )));
     }
-    let mut t = Terminal::open()?;
+    let mut t = Terminal::open("airlock approver init").map_err(|e| refuse(e.to_string()))?;
     t.say(&format!(
         "Creating approver key `{}` at {}\n",
         a.name,
@@ -201,7 +201,7 @@ pub fn run(a: ApproveArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(refused(e.to_string()).await),
         };
 
-        let mut t = match Terminal::open() {
+        let mut t = match Terminal::open("airlock approve") {
             Ok(t) => t,
             Err(e) => return Err(refused(e.to_string()).await),
         };

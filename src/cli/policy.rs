@@ -246,7 +246,7 @@ fn sign(a: SignArgs) -> anyhow::Result<ExitCode> {
     let trust_path = a.trust.clone().unwrap_or_else(default_trust_path);
     let trust = TrustFile::load(&trust_path).map_err(|e| refuse(e.to_string()))?;
     let key_file = super::approve::key_path(&a.key)?;
-    let mut t = Terminal::open()?;
+    let mut t = Terminal::open("airlock policy sign").map_err(|e| refuse(e.to_string()))?;
     t.say("\n")?;
     t.say(&summary(&c.policy, &c.catalogue, &st))?;
     t.say("\nSigning tells `airlock serve` and the executor to honour exactly these files for destructive work.\n")?;

@@ -52,6 +52,14 @@ async fn an_edited_policy_holds_due_requests_until_a_trusted_approver_signs_it()
     // failed, and the executor says why and what the human must do.
     let text = std::fs::read_to_string(&rig.policy).unwrap();
     std::fs::write(&rig.policy, agent_edit(&text)).unwrap();
+    // The agent cannot re-sign it from its shell: signing needs a terminal, and says which
+    // command needs it.
+    let (code, out, err) = rig.cli(&["policy", "sign", "--key", alice.to_str().unwrap()]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains("airlock policy sign needs a terminal"),
+        "{err}"
+    );
     let (code, out, err) = rig.executor_once(&[]);
     assert_eq!(code, 4, "{out}{err}");
     assert!(out.contains(&format!("{id} held")), "{out}");
