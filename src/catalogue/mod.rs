@@ -795,9 +795,13 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
         if describe.is_none() {
             errs.push(f.error(None, "a destructive tool needs [describe]: a read tool that shows the resource before it is queued and before it is executed"));
         }
-        let service = match &handler {
-            Some(Handler::Aws(a)) => a.service.as_str(),
-            _ => "",
+        // The service as written, not the validated [aws] spec: a mistake elsewhere in [aws]
+        // (reported on its own) must not turn into a bogus "this tool calls ``" here.
+        // A built-in handler calls no service; an `aws` tool without [aws] is reported already.
+        let service = match &raw.aws {
+            Some(a) => Some(a.get_ref().service.get_ref().as_str()),
+            None if handler_name == "aws" => None,
+            None => Some(""),
         };
         let needs = match backup {
             Some(BackupKind::EbsSnapshot | BackupKind::SnapshotCopy) => Some("ec2"),
@@ -805,7 +809,7 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
             Some(BackupKind::LogsExport) => Some("logs"),
             _ => None,
         };
-        if let (Some(needs), Some(b)) = (needs, &raw.backup)
+        if let (Some(needs), Some(b), Some(service)) = (needs, &raw.backup, service)
             && service != needs
         {
             errs.push(f.error(

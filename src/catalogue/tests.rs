@@ -576,3 +576,31 @@ fn a_backup_kind_must_fit_the_service() {
     let bad = text.replace("kind = \"snapshot_copy\"", "kind = \"logs_export\"");
     refused(&bad, "[backup]", "this backup kind is for `logs` tools");
 }
+
+/// One mistake, one error: a bad resource pattern in a destructive tool makes [aws] fail to
+/// validate, and that must not also produce "this backup kind is for ec2 tools, but this tool
+/// calls ``" (the service is read from the file, not from the validated spec).
+#[test]
+fn a_bad_aws_section_yields_no_second_backup_error() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/request_delete_snapshot.toml"),
+    )
+    .unwrap();
+    let bad = text.replace(
+        "pattern = \"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$\"",
+        "pattern = \"^.+$\"",
+    );
+    assert_ne!(bad, text, "the test edits the resource pattern");
+    let errs = parse(&bad).expect_err("an unbounded resource pattern is refused");
+    assert_eq!(errs.0.len(), 1, "exactly one error: {errs}");
+    assert!(!errs.to_string().contains("backup kind"), "{errs}");
+    // The backup check still runs on the service as written.
+    let worse = bad.replace("kind = \"snapshot_copy\"", "kind = \"rds_snapshot\"");
+    let errs = parse(&worse).expect_err("refused");
+    assert_eq!(errs.0.len(), 2, "{errs}");
+    assert!(
+        errs.to_string()
+            .contains("this backup kind is for `rds` tools, but this tool calls `ec2`"),
+        "{errs}"
+    );
+}
