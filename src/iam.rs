@@ -6,7 +6,9 @@
 //!   executor roles;
 //! - each **agent role**: the IAM actions of the read tools the policy enables in that
 //!   environment (and of the read tool a request tool looks at its resource with), on the
-//!   tools' resource templates filled with the environment's partition, region and account;
+//!   tools' resource templates filled with the environment's partition, region and account,
+//!   narrowed to the allowing rules' `resources` globs where the template can express them (an
+//!   unsigned policy still serves reads, so IAM, not the policy file, must bound them);
 //!   trusted by the broker only, and only with a `SourceIdentity` set (airlock sets
 //!   `airlock-...`);
 //! - a **permission boundary** for the agent roles: only those read actions, an explicit deny
@@ -75,6 +77,9 @@ pub struct Document {
     /// One line saying what it is.
     pub title: String,
     pub json: Value,
+    /// What the document cannot say and airlock enforces alone (e.g. a rule's `resources` that
+    /// the tool's resource template cannot express); one line each.
+    pub notes: Vec<String>,
 }
 
 impl Document {
@@ -294,6 +299,100 @@ fn tool_statement(
     ))
 }
 
+/// The `resources` globs of the allow/approve rules that enable `tool` in `env`, or `None` when
+/// one of them has no `resources` (any resource).
+fn rule_globs(policy: &Policy, tool: &str, env: &str) -> Option<Vec<String>> {
+    let mut out = BTreeSet::new();
+    for r in &policy.rules {
+        if r.decision == Decision::Deny || !covers(r, tool, env) {
+            continue;
+        }
+        match &r.resources {
+            None => return None,
+            Some(gs) => out.extend(gs.iter().map(|g| g.text.clone())),
+        }
+    }
+    Some(out.into_iter().collect())
+}
+
+/// The placeholders of a template other than partition, region and account.
+fn argument_placeholders(tmpl: &str) -> BTreeSet<&str> {
+    let mut out = BTreeSet::new();
+    let mut rest = tmpl;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        let Some(j) = after.find('}') else { break };
+        let p = &after[..j];
+        if !matches!(p, "partition" | "region" | "account") {
+            out.insert(p);
+        }
+        rest = &after[j + 1..];
+    }
+    out
+}
+
+/// A read tool's resources on the agent role of `env`: its templates with the rules'
+/// `resources` globs in place of the resource argument where the template can express them
+/// (`arn:...:log-group:${log_group}` with `/app/staging/*` gives
+/// `arn:...:log-group:/app/staging/*`; a policy glob's `*` and IAM's `*` both match any run of
+/// characters), else the filled templates and a note saying airlock alone enforces the globs.
+fn agent_resources(
+    policy: &Policy,
+    tool: &ToolSpec,
+    env: &Environment,
+    shared_describe: bool,
+) -> (Vec<String>, Option<String>) {
+    let Some(aws) = tool.aws() else {
+        return (Vec::new(), None);
+    };
+    let filled: Vec<String> = aws
+        .resources
+        .iter()
+        .map(|t| fill_template(t, env))
+        .collect();
+    let Some(globs) = rule_globs(policy, &tool.name, &env.name) else {
+        return (filled, None);
+    };
+    let keep = |why: String| {
+        let note = format!(
+            "{} in {}: policy.toml limits it to {}, but {why}; the agent role keeps {} and airlock alone enforces the limit",
+            tool.name,
+            env.name,
+            globs.join(", "),
+            filled.join(", ")
+        );
+        (filled.clone(), Some(note))
+    };
+    if shared_describe {
+        return keep(
+            "a request tool also calls it (to look at the resource it names), so IAM cannot hold it to these globs".into(),
+        );
+    }
+    let res_args: Vec<&str> = tool.resource_arguments().map(|a| a.name.as_str()).collect();
+    let [arg] = res_args.as_slice() else {
+        return keep("it has no single resource argument to put them in".into());
+    };
+    if let Some(g) = globs.iter().find(|g| g.contains(['?', '$'])) {
+        return keep(format!(
+            "`{g}` holds a character IAM reads as a wildcard or variable"
+        ));
+    }
+    let mut out = Vec::new();
+    for t in &aws.resources {
+        let ps = argument_placeholders(t);
+        if ps.len() != 1 || !ps.contains(arg) {
+            return keep(format!(
+                "its resource template `{t}` does not name the resource by its `{arg}` alone"
+            ));
+        }
+        let placeholder = format!("${{{arg}}}");
+        for g in &globs {
+            out.push(fill_template(&t.replace(&placeholder, g), env));
+        }
+    }
+    (sorted(out), None)
+}
+
 /// The read tools the agent role of `env` calls AWS with: the enabled read tools, and the
 /// describe tool of each enabled destructive tool (used when the request is made). Sorted.
 pub fn agent_tools<'a>(
@@ -322,6 +421,16 @@ pub fn agent_tools<'a>(
         }
     }
     out.into_values().collect()
+}
+
+/// The tools an enabled request tool of `env` looks at its resource with.
+fn agent_describes<'a>(policy: &Policy, catalogue: &'a Catalogue, env: &str) -> BTreeSet<&'a str> {
+    catalogue
+        .tools()
+        .filter(|t| t.risk == Risk::Destructive && enabled(policy, t, env))
+        .filter_map(|t| t.describe.as_ref())
+        .map(|d| d.tool.as_str())
+        .collect()
 }
 
 /// The destructive tools of `env` that go through approval (and so run under its executor role).
@@ -428,13 +537,19 @@ pub fn documents(
 
     for env in policy.environments.values() {
         let mut statements = Vec::new();
+        let mut notes = Vec::new();
         for (needs, grants) in agent_tools(policy, catalogue, &env.name) {
             let prefix = if needs.name == grants.name {
                 ""
             } else {
                 "Describe"
             };
-            if let Some((actions, st)) = tool_statement(prefix, grants, env) {
+            let shared = needs.name != grants.name
+                || agent_describes(policy, catalogue, &env.name).contains(grants.name.as_str());
+            let (resources, note) = agent_resources(policy, grants, env, shared);
+            notes.extend(note);
+            if let Some((actions, mut st)) = tool_statement(prefix, grants, env) {
+                st["Resource"] = json!(resources);
                 for a in &actions {
                     if denied.iter().any(|p| action_matches(p, a)) {
                         return Err(IamError::DeniedAction {
@@ -462,6 +577,7 @@ pub fn documents(
                     env.agent_role, env.name
                 ),
                 json,
+                notes,
             });
         }
         let file = format!("agent-{}-trust.json", env.name);
@@ -486,6 +602,7 @@ pub fn documents(
                 env.agent_role
             ),
             json,
+            notes: Vec::new(),
         });
 
         let (Some(executor_role), Some(operator)) = (&env.executor_role, &principals.operator)
@@ -548,6 +665,7 @@ pub fn documents(
                 env.name
             ),
             json,
+            notes: Vec::new(),
         });
         let mut st = json!({
             "Sid": "OnlyTheOperator",
@@ -575,6 +693,7 @@ pub fn documents(
                 }
             ),
             json,
+            notes: Vec::new(),
         });
     }
 
@@ -609,6 +728,7 @@ pub fn documents(
             principals.broker
         ),
         json,
+        notes: Vec::new(),
     });
     if let Some(operator) = &principals.operator
         && !executor_roles.is_empty()
@@ -628,6 +748,7 @@ pub fn documents(
             kind: Kind::Operator,
             title: format!("identity policy of the operator {operator}: assume the executor roles"),
             json,
+            notes: Vec::new(),
         });
     }
 
@@ -662,6 +783,7 @@ pub fn documents(
         kind: Kind::Boundary,
         title: "permission boundary for every agent role: read actions only, never delete".into(),
         json,
+        notes: Vec::new(),
     });
     docs.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(docs)
@@ -741,6 +863,7 @@ fn log_export_bucket_policies(policy: &Policy) -> Result<Vec<Document>, IamError
                 names.join(", ")
             ),
             json,
+            notes: Vec::new(),
         });
     }
     Ok(docs)

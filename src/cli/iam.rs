@@ -77,7 +77,9 @@ pub struct IamArgs {
     /// name are replaced). Without it, the documents are printed.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    /// Print the documents as one JSON object, file name -> document.
+    /// Print one JSON object: `documents` (file name -> document), `notes` (limits of the
+    /// policy that IAM cannot express, which airlock alone enforces) and, with --out-dir,
+    /// `out_dir` and `commands`.
     #[arg(long)]
     pub json: bool,
 }
@@ -120,7 +122,8 @@ pub fn run(a: IamArgs) -> anyhow::Result<ExitCode> {
         for d in &docs {
             m.insert(d.file.clone(), d.json.clone());
         }
-        let mut out = json!({"documents": Value::Object(m)});
+        let notes: Vec<&String> = docs.iter().flat_map(|d| &d.notes).collect();
+        let mut out = json!({"documents": Value::Object(m), "notes": notes});
         if let Some(dir) = &a.out_dir {
             out["out_dir"] = json!(super::display(dir));
             out["commands"] = json!(iam::setup_commands(
@@ -138,6 +141,9 @@ pub fn run(a: IamArgs) -> anyhow::Result<ExitCode> {
             println!("wrote {} document(s) to {}:", docs.len(), dir.display());
             for d in &docs {
                 println!("  {:<34} {}", d.file, d.title);
+                for n in &d.notes {
+                    println!("  {:<34}   note: {n}", "");
+                }
             }
             println!(
                 "\nto create the roles and attach them (AWS CLI, with an administrator's credential):"
@@ -149,6 +155,9 @@ pub fn run(a: IamArgs) -> anyhow::Result<ExitCode> {
         None => {
             for d in &docs {
                 println!("# {}: {}", d.file, d.title);
+                for n in &d.notes {
+                    println!("#   note: {n}");
+                }
                 print!("{}", d.text());
             }
         }

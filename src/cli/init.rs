@@ -709,7 +709,7 @@ pub fn client_config(client: Client, binary: &Path, policy: &Path) -> String {
     let args = serde_json::json!(["serve", "--policy", pol]);
     match client {
         Client::Cursor => format!(
-            "# Cursor: .cursor/mcp.json in the project, or ~/.cursor/mcp.json for every project\n{}\n",
+            "# Cursor: ~/.cursor/mcp.json (user-level). Not .cursor/mcp.json in the project: the agent can edit that file and point serve at a policy of its own\n{}\n",
             serde_json::to_string_pretty(&serde_json::json!({
                 "mcpServers": {"airlock": {"command": bin, "args": args}}
             }))
@@ -721,7 +721,7 @@ pub fn client_config(client: Client, binary: &Path, policy: &Path) -> String {
             shell_quote(&pol)
         ),
         Client::Vscode => format!(
-            "# VS Code: .vscode/mcp.json in the project (or \"MCP: Open User Configuration\")\n{}\n",
+            "# VS Code: the user configuration (\"MCP: Open User Configuration\"). Not .vscode/mcp.json in the project: the agent can edit that file and point serve at a policy of its own\n{}\n",
             serde_json::to_string_pretty(&serde_json::json!({
                 "servers": {"airlock": {"type": "stdio", "command": bin, "args": args}}
             }))
@@ -806,6 +806,9 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
     println!("wrote {}", policy_path.display());
     for d in &docs {
         println!("wrote {}  ({})", out_dir.join(&d.file).display(), d.title);
+        for n in &d.notes {
+            println!("    note: {n}");
+        }
     }
     println!("\nNext steps (docs/deployment.md explains each):");
     println!(

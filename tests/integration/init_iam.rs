@@ -241,6 +241,103 @@ fn agent_roles_hold_exactly_the_enabled_read_actions() {
     );
 }
 
+/// A rule's `resources` reach the agent role where the tool's resource template can express
+/// them: an agent that rewrites policy.toml (or points serve at its own) to widen read_logs
+/// from /app/staging/* still cannot read another log group, because IAM refuses it.
+#[test]
+fn agent_roles_hold_read_tools_to_the_rules_resources() {
+    let d = demo_documents(false);
+    let staging = &d["agent-staging-permissions.json"];
+    let group = |g: &str| format!("arn:aws:logs:us-east-1:123456789012:log-group:{g}");
+    for (resource, want) in [
+        (group("/app/staging/api"), Decision::Allow),
+        (group("/app/staging/api:*"), Decision::Allow),
+        (group("/app/staging/api:log-stream:api-1"), Decision::Allow),
+        (group("/app/other/api"), Decision::Deny),
+        (group("/app/other/api:*"), Decision::Deny),
+        (group("/app/other/api:log-stream:api-1"), Decision::Deny),
+        (group("/app/stagingX/api"), Decision::Deny),
+        (group("/app/prod/api"), Decision::Deny),
+    ] {
+        let got = eval(
+            &[staging],
+            AGENT_STAGING,
+            "logs:FilterLogEvents",
+            &resource,
+            "us-east-1",
+        );
+        if want == Decision::Allow {
+            assert_eq!(got, Decision::Allow, "FilterLogEvents on {resource}");
+        } else {
+            assert_ne!(got, Decision::Allow, "FilterLogEvents on {resource}");
+        }
+    }
+
+    // The same tool with a rule that names no resources keeps the whole template, and a rule
+    // whose globs the template cannot express (list_volumes: `*`) is kept with a note.
+    let c = Catalogue::builtin().unwrap();
+    let text = r#"version = 1
+[environments.staging]
+account = "123456789012"
+region = "us-east-1"
+agent_role = "arn:aws:iam::123456789012:role/airlock-agent-staging"
+[[rules]]
+tools = ["read_logs"]
+resources = ["/app/staging/*", "/shared/audit"]
+decision = "allow"
+[[rules]]
+tools = ["list_volumes"]
+resources = ["vol-0*"]
+decision = "allow"
+"#;
+    let p = Policy::parse(&SourceFile::new("policy.toml", text), Some(&c)).unwrap();
+    let docs = iam::documents(&p, &c, &principals(false)).unwrap();
+    let staging = docs
+        .iter()
+        .find(|d| d.file == "agent-staging-permissions.json")
+        .unwrap();
+    for (g, want) in [
+        ("/app/staging/web", true),
+        ("/shared/audit", true),
+        ("/shared/audit2", false),
+        ("/shared/other", false),
+    ] {
+        let got = eval(
+            &[staging],
+            AGENT_STAGING,
+            "logs:FilterLogEvents",
+            &group(g),
+            "us-east-1",
+        );
+        assert_eq!(got == Decision::Allow, want, "FilterLogEvents on {g}");
+    }
+    assert_eq!(staging.notes.len(), 1, "{:?}", staging.notes);
+    assert!(
+        staging.notes[0].starts_with("list_volumes in staging: policy.toml limits it to vol-0*")
+            && staging.notes[0].contains("airlock alone enforces"),
+        "{}",
+        staging.notes[0]
+    );
+    let wide = text.replace("resources = [\"/app/staging/*\", \"/shared/audit\"]\n", "");
+    let p = Policy::parse(&SourceFile::new("policy.toml", wide), Some(&c)).unwrap();
+    let docs = iam::documents(&p, &c, &principals(false)).unwrap();
+    let staging = docs
+        .iter()
+        .find(|d| d.file == "agent-staging-permissions.json")
+        .unwrap();
+    assert_eq!(
+        eval(
+            &[staging],
+            AGENT_STAGING,
+            "logs:FilterLogEvents",
+            &group("/anything/at/all"),
+            "us-east-1"
+        ),
+        Decision::Allow,
+        "a rule without resources allows every log group, and so does the role"
+    );
+}
+
 #[test]
 fn agent_roles_and_their_boundary_can_delete_nothing() {
     let d = demo_documents(false);
@@ -272,6 +369,7 @@ fn agent_roles_and_their_boundary_can_delete_nothing() {
         kind: Kind::Broker,
         title: String::new(),
         json: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+        notes: Vec::new(),
     };
     assert_eq!(
         eval(
