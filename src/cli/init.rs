@@ -83,6 +83,12 @@ pub struct InitArgs {
     /// Replace an existing policy.toml.
     #[arg(long)]
     pub force: bool,
+    /// The approvers' trust file `airlock serve` checks the policy signature against. When it
+    /// is not the default (~/.config/airlock/approvers.toml), the printed client configuration
+    /// passes it as `serve --trust PATH`: a client launched from the desktop does not read
+    /// shell profiles, so AIRLOCK_TRUST set there never reaches serve.
+    #[arg(long, env = "AIRLOCK_TRUST", value_name = "PATH")]
+    pub trust: Option<PathBuf>,
     /// Only print the MCP client configuration for DIR/policy.toml (nothing is written).
     #[arg(long, value_name = "CLIENT")]
     pub print_client: Option<Client>,
@@ -703,10 +709,16 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// The exact configuration for each MCP client.
-pub fn client_config(client: Client, binary: &Path, policy: &Path) -> String {
+/// `trust` is passed as `serve --trust PATH` when given.
+pub fn client_config(client: Client, binary: &Path, policy: &Path, trust: Option<&Path>) -> String {
     let bin = binary.display().to_string();
     let pol = policy.display().to_string();
-    let args = serde_json::json!(["serve", "--policy", pol]);
+    let mut argv = vec!["serve".to_string(), "--policy".into(), pol.clone()];
+    if let Some(t) = trust {
+        argv.push("--trust".into());
+        argv.push(t.display().to_string());
+    }
+    let args = serde_json::json!(argv);
     match client {
         Client::Cursor => format!(
             "# Cursor: ~/.cursor/mcp.json (user-level). Not .cursor/mcp.json in the project: the agent can edit that file and point serve at a policy of its own\n{}\n",
@@ -716,9 +728,12 @@ pub fn client_config(client: Client, binary: &Path, policy: &Path) -> String {
             .unwrap_or_default()
         ),
         Client::ClaudeCode => format!(
-            "# Claude Code: run once\nclaude mcp add airlock --scope user -- {} serve --policy {}\n",
+            "# Claude Code: run once\nclaude mcp add airlock --scope user -- {} {}\n",
             shell_quote(&bin),
-            shell_quote(&pol)
+            argv.iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
         Client::Vscode => format!(
             "# VS Code: the user configuration (\"MCP: Open User Configuration\"). Not .vscode/mcp.json in the project: the agent can edit that file and point serve at a policy of its own\n{}\n",
@@ -729,7 +744,7 @@ pub fn client_config(client: Client, binary: &Path, policy: &Path) -> String {
         ),
         Client::All => [Client::Cursor, Client::ClaudeCode, Client::Vscode]
             .iter()
-            .map(|c| client_config(*c, binary, policy))
+            .map(|c| client_config(*c, binary, policy, trust))
             .collect::<Vec<_>>()
             .join("\n"),
     }
@@ -751,8 +766,17 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
         .map(|p| absolute(&p))
         .unwrap_or_else(|_| PathBuf::from("airlock"));
     let policy_path = a.dir.join("policy.toml");
+    // The trust file, for serve, when it is not the one serve finds by default.
+    let trust = a
+        .trust
+        .as_deref()
+        .map(absolute)
+        .filter(|t| *t != absolute(&airlock::approval::trust::default_trust_path()));
     if let Some(c) = a.print_client {
-        print!("{}", client_config(c, &binary, &absolute(&policy_path)));
+        print!(
+            "{}",
+            client_config(c, &binary, &absolute(&policy_path), trust.as_deref())
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if policy_path.exists() && !a.force {
@@ -836,7 +860,7 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
     println!(
         "\n5. Connect your agent (`airlock serve` uses the broker's credential: the policy's `profile`,\n   else the standard AWS chain of the client's environment):\n"
     );
-    for line in client_config(Client::All, &binary, &policy_abs).lines() {
+    for line in client_config(Client::All, &binary, &policy_abs, trust.as_deref()).lines() {
         println!("   {line}");
     }
     println!(
@@ -876,6 +900,7 @@ mod tests {
             protect_tags: vec![],
             out_dir: None,
             force: false,
+            trust: None,
             print_client: None,
         };
         from_flags(&a).unwrap()

@@ -1359,7 +1359,56 @@ fn init_without_answers_or_flags_is_a_usage_error() {
     assert_eq!(args[..2], [json!("serve"), json!("--policy")]);
     assert!(Path::new(args[2].as_str().unwrap()).is_absolute());
     assert!(args[2].as_str().unwrap().ends_with("/x/policy.toml"));
+    assert_eq!(
+        args.len(),
+        3,
+        "the default trust file needs no flag: {args:?}"
+    );
+    assert!(out.contains("user configuration"), "{out}");
     assert!(!d.join("policy.toml").exists(), "printing writes nothing");
+
+    // A trust file elsewhere (a team's /etc/airlock/approvers.toml, set in a shell profile a
+    // desktop-launched client never reads) is passed to serve on its command line, from the
+    // flag or from AIRLOCK_TRUST; the default one is not.
+    let default_trust = home.path().join(".config/airlock/approvers.toml");
+    for (extra, trust_env, want) in [
+        (
+            vec!["--trust", "/etc/airlock/approvers.toml"],
+            None,
+            Some("/etc/airlock/approvers.toml"),
+        ),
+        (
+            vec![],
+            Some("/etc/airlock/approvers.toml"),
+            Some("/etc/airlock/approvers.toml"),
+        ),
+        (vec!["--trust", default_trust.to_str().unwrap()], None, None),
+    ] {
+        let mut env = env.clone();
+        if let Some(t) = trust_env {
+            env.push(("AIRLOCK_TRUST".into(), t.into()));
+        }
+        let mut argv = vec!["init", d.to_str().unwrap(), "--print-client", "all"];
+        argv.extend(extra.iter().copied());
+        let (code, out, err) = airlock(&argv, &env);
+        assert_eq!(code, 0, "{err}");
+        let vscode = &out[out.find("# VS Code").unwrap()..];
+        let v: Value = serde_json::from_str(&vscode[vscode.find('{').unwrap()..]).unwrap();
+        let args = v["servers"]["airlock"]["args"].as_array().unwrap();
+        match want {
+            Some(t) => {
+                assert_eq!(args[3..], [json!("--trust"), json!(t)], "{out}");
+                assert!(
+                    out.contains(&format!(
+                        "serve --policy {} --trust {t}\n",
+                        args[2].as_str().unwrap()
+                    )),
+                    "{out}"
+                );
+            }
+            None => assert_eq!(args.len(), 3, "{out}"),
+        }
+    }
 }
 
 /// deploy/airlock-executor.service runs a real subcommand with real flags (each one accepted by
