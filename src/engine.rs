@@ -259,7 +259,10 @@ impl Engine {
             }
             (Decision::Approve, Risk::Destructive) => {
                 if let Some(i) = &self.integrity {
-                    let st = i.check();
+                    let st = match self.queue().await {
+                        Ok(q) => i.check_fresh(&q).await,
+                        Err(e) => return ToolAnswer::error("queue_unavailable", e, json!({})),
+                    };
                     if !st.signed {
                         return unsigned_answer(&st, tool_name);
                     }

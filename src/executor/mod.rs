@@ -299,7 +299,7 @@ impl Executor {
         let mut out = Vec::new();
         // An unsigned (or changed) policy runs nothing: due requests stay approved, with the
         // reason recorded, and run once a trusted approver signs the policy.
-        let st = self.integrity.check();
+        let st = self.integrity.check_fresh(&self.queue).await;
         if !st.signed {
             let why = format!(
                 "the policy is not signed by a trusted approver: {}. A human must review policy.toml and the tool files it enables and run `airlock policy sign`; this request stays approved and runs once the policy is signed",

@@ -273,6 +273,10 @@ pub struct Status {
     pub trust_file: String,
     /// Trusted approvers whose signature covers the current manifest.
     pub signed_by: Vec<Signer>,
+    /// The newest of those signatures: (signed_at_ms, approver name). What rollback protection
+    /// compares (see [`Integrity::check_fresh`]).
+    #[serde(skip)]
+    pub newest: Option<(i64, String)>,
     /// Why the policy is not honoured (absent when it is).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
@@ -300,6 +304,7 @@ pub fn status(
         signature_file: sig_path.display().to_string(),
         trust_file: trust_path.display().to_string(),
         signed_by: Vec::new(),
+        newest: None,
         problem: None,
         changes: Vec::new(),
         untrusted_signers: Vec::new(),
@@ -341,11 +346,20 @@ pub fn status(
         };
         let trusted = trust.and_then(|t| t.find(&key));
         match trusted {
-            Some(t) if s.manifest_hash == hash => st.signed_by.push(Signer {
-                name: t.name.clone(),
-                fingerprint: key.fingerprint(),
-                signed_at: s.signed_at.clone(),
-            }),
+            Some(t) if s.manifest_hash == hash => {
+                if st
+                    .newest
+                    .as_ref()
+                    .is_none_or(|(at, _)| *at < s.signed_at_ms)
+                {
+                    st.newest = Some((s.signed_at_ms, t.name.clone()));
+                }
+                st.signed_by.push(Signer {
+                    name: t.name.clone(),
+                    fingerprint: key.fingerprint(),
+                    signed_at: s.signed_at.clone(),
+                })
+            }
             Some(t)
                 if last_trusted
                     .as_ref()
@@ -479,6 +493,50 @@ impl Integrity {
         }
         st
     }
+}
+
+impl Integrity {
+    /// [`Self::check`], plus rollback protection: a signed policy is honoured only if its
+    /// newest trusted signature is not older than the newest trusted signature of this policy
+    /// file that `queue` has recorded as honoured (by this or any other airlock process using
+    /// the same queue). Honouring a newer signature records it. Restoring an older
+    /// `policy.toml` together with its old `policy.toml.sig` therefore makes the policy
+    /// unsigned; signing the old content again makes a new, newer signature.
+    pub async fn check_fresh(&self, queue: &crate::queue::Queue) -> Status {
+        let mut st = self.check();
+        let Some((at, by)) = st.newest.clone().filter(|_| st.signed) else {
+            return st;
+        };
+        let key = std::fs::canonicalize(&self.policy_path)
+            .unwrap_or_else(|_| self.policy_path.clone())
+            .display()
+            .to_string();
+        let seen = queue
+            .note_policy_signature(&key, at, &by, &st.manifest_hash, crate::timefmt::now_ms())
+            .await;
+        let problem = match seen {
+            Ok(None) => return st,
+            Ok(Some((newer, newer_by))) => {
+                rollback_message(&self.policy_path, at, newer, &newer_by)
+            }
+            Err(e) => format!(
+                "the queue cannot confirm that this signature is not a rollback to an older signed policy ({e})"
+            ),
+        };
+        st.signed = false;
+        st.problem = Some(problem);
+        st
+    }
+}
+
+/// What a refused rollback says.
+pub fn rollback_message(policy_path: &Path, at: i64, newer: i64, newer_by: &str) -> String {
+    format!(
+        "{} was signed at {}, but a newer policy signed at {} by {newer_by} has been seen: this is a rollback; an approver must sign the current file again if it is intended",
+        policy_path.display(),
+        format_ms(at),
+        format_ms(newer)
+    )
 }
 
 #[cfg(test)]

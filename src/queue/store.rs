@@ -600,6 +600,53 @@ impl Queue {
         Ok(n == 1)
     }
 
+    /// Rollback protection for signed policies: `signed_at_ms` is the newest trusted
+    /// signature of the policy at `policy_path` that is about to be honoured. When a newer
+    /// trusted signature of that file was honoured before, returns it (signed_at_ms, signer):
+    /// the caller must refuse (this is a rollback to an older signed policy). Otherwise records
+    /// this one as the newest seen (when it is newer) and returns `None`.
+    pub async fn note_policy_signature(
+        &self,
+        policy_path: &str,
+        signed_at_ms: i64,
+        signer: &str,
+        manifest_hash: &str,
+        now: i64,
+    ) -> Result<Option<(i64, String)>, QueueError> {
+        let mut tx = self.begin().await?;
+        let high: Option<(i64, String)> = sqlx::query_as(
+            "SELECT signed_at_ms, signer FROM policy_signature_high WHERE policy_path = ?",
+        )
+        .bind(policy_path)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((at, by)) = high {
+            if at > signed_at_ms {
+                tx.rollback().await?;
+                return Ok(Some((at, by)));
+            }
+            if at == signed_at_ms {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO policy_signature_high (policy_path, signed_at_ms, signer, manifest_hash, seen_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (policy_path) DO UPDATE SET signed_at_ms = excluded.signed_at_ms,
+               signer = excluded.signer, manifest_hash = excluded.manifest_hash, seen_at = excluded.seen_at",
+        )
+        .bind(policy_path)
+        .bind(signed_at_ms)
+        .bind(signer)
+        .bind(manifest_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
     /// An event that changes no state (a refused approval attempt, a tamper finding).
     pub async fn note(
         &self,

@@ -315,3 +315,81 @@ async fn a_changed_tool_file_invalidates_the_signature() {
     assert!(!d.is_error);
     assert_eq!(d.body["policy_signature"]["signed"], false);
 }
+
+/// Rollback: policy A is signed, then tightened to B (two approvers) and B is signed and
+/// honoured; restoring A's policy.toml *and* A's old policy.toml.sig must not bring A back.
+/// The executor holds due requests and serve refuses new ones, naming the rollback; an
+/// approver signing A's content again (a new, newer signature) makes A honoured again.
+#[tokio::test(flavor = "multi_thread")]
+async fn restoring_an_older_signed_policy_and_its_signature_is_a_refused_rollback() {
+    let rig = Rig::new(short_cooldown);
+    let sig = rig.dir.path().join("policy.toml.sig");
+    let a_text = std::fs::read_to_string(&rig.policy).unwrap();
+    let a_sig = std::fs::read_to_string(&sig).unwrap();
+    let agent = rig.agent().await;
+    let vol = rig.moto.volume("staging_api");
+    let id = rig.request_delete(&agent, &vol).await;
+
+    // B: two approvers everywhere. The owner signs it and the executor honours it (nothing is
+    // due yet, so it runs nothing).
+    let b_text = a_text.replace("approvers = 1", "approvers = 2");
+    assert_ne!(b_text, a_text);
+    std::fs::write(&rig.policy, &b_text).unwrap();
+    let (code, screen) = rig.sign_policy(&rig.owner, None);
+    assert_eq!(code, 0, "{screen}");
+    let (code, out, err) = rig.executor_once(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Someone restores A and A's signature: the file-level status still verifies...
+    std::fs::write(&rig.policy, &a_text).unwrap();
+    std::fs::write(&sig, &a_sig).unwrap();
+    assert_eq!(
+        status(&rig, None).0,
+        0,
+        "A's old signature verifies on its own"
+    );
+    // ...but the executor holds the due request, naming the rollback.
+    let alice = rig.approver("alice", true);
+    let (code, screen) = rig.approve(&id, &alice, &vol, PASS, None);
+    assert_eq!(code, 0, "{screen}");
+    rig.wait_until_due(&id);
+    let (code, out, err) = rig.executor_once(&[]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(out.contains(&format!("{id} held")), "{out}");
+    assert!(
+        out.contains("policy.toml was signed at")
+            && out.contains("but a newer policy signed at")
+            && out.contains("by owner has been seen: this is a rollback; an approver must sign the current file again if it is intended"),
+        "{out}"
+    );
+    assert_eq!(rig.state(&id), "approved");
+    assert!(rig.volume_exists(&vol));
+    // serve (which loaded A, the file on disk now) refuses new destructive requests too.
+    let v2 = rig.moto.volume("staging_web");
+    let refused = agent
+        .call(
+            "request_delete_volume",
+            json!({"environment": "staging", "volume_id": v2, "reason": "replaced"}),
+        )
+        .await;
+    assert_eq!(
+        refused.body["error"], "policy_not_signed",
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("this is a rollback"),
+        "{}",
+        refused.text
+    );
+
+    // An intended rollback: the owner signs A's content again; the request runs.
+    let (code, screen) = rig.sign_policy(&rig.owner, None);
+    assert_eq!(code, 0, "{screen}");
+    let done = rig.execute_when_due(&id);
+    assert_eq!(done["state"], "executed", "{done}");
+    assert!(!rig.volume_exists(&vol));
+}
