@@ -181,46 +181,55 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Logs go to stderr (stdout is the MCP stream), without colour, at the level from
 /// `AIRLOCK_LOG` or `RUST_LOG` (else `default`).
 ///
-/// Whatever the level asked for, the HTTP, TLS and AWS signing crates stay at `info` or less:
-/// at debug and trace they print requests, headers and canonical requests, which carry session
-/// tokens. Secrets must not reach a log even at trace level.
+/// Whatever the level asked for, the HTTP, TLS and AWS crates are capped: each one logs at the
+/// lower of the level asked for and its cap in [`LOG_CAPS`] (a cap never raises a level). At
+/// debug and trace they print requests, headers and canonical requests, which carry session
+/// tokens; `aws_config` prints the base credential's access key id at info. Secrets must not
+/// reach a log even at trace level.
 pub fn init_tracing(default: &str) {
-    const CAPS: &[&str] = &[
-        "aws_sigv4=off",
-        "aws_smithy_runtime=info",
-        "aws_smithy_runtime_api=info",
-        "aws_smithy_http_client=info",
-        "aws_smithy_types=info",
-        "aws_sdk_sts=info",
-        "aws_config=info",
-        "aws_credential_types=info",
-        "hyper=info",
-        "hyper_util=info",
-        "reqwest=info",
-        "h2=info",
-        "rustls=info",
-        "sqlx=warn",
-    ];
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let asked = std::env::var("AIRLOCK_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.into());
-    let filter = |base: &str| {
-        let mut f = tracing_subscriber::EnvFilter::try_new(base)?;
-        for cap in CAPS {
-            f = f.add_directive(cap.parse()?);
-        }
-        Ok::<_, Box<dyn std::error::Error>>(f)
-    };
-    let filter = filter(&asked)
-        .or_else(|_| filter(default))
+    let filter = tracing_subscriber::EnvFilter::try_new(&asked)
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let caps = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(LOG_CAPS.iter().copied());
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(false)
-        .try_init();
+        .with_filter(filter.and(caps));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
+
+/// The most each of these crates may log (see [`init_tracing`]).
+pub const LOG_CAPS: &[(&str, tracing_subscriber::filter::LevelFilter)] = {
+    use tracing_subscriber::filter::LevelFilter as L;
+    &[
+        ("aws_sigv4", L::OFF),
+        ("aws_smithy_runtime", L::INFO),
+        ("aws_smithy_runtime_api", L::INFO),
+        ("aws_smithy_http_client", L::INFO),
+        ("aws_smithy_types", L::INFO),
+        ("aws_sdk_sts", L::INFO),
+        // `loaded base credentials ... access_key_id: "AKIA..."` is an info event.
+        ("aws_config", L::WARN),
+        ("aws_credential_types", L::WARN),
+        ("hyper", L::INFO),
+        ("hyper_util", L::INFO),
+        ("reqwest", L::INFO),
+        ("h2", L::INFO),
+        ("rustls", L::INFO),
+        ("sqlx", L::WARN),
+    ]
+};
 
 pub fn display(p: &Path) -> String {
     p.display().to_string()

@@ -453,3 +453,34 @@ fn doctor_asks_moto_what_the_broker_can_do() {
     );
     assert!(!out.contains(is) && !err.contains(is));
 }
+
+/// Log levels are capped, never raised: with the broker's key in a shared credentials file,
+/// `aws_config` logs `loaded base credentials` (with the access key id) at info. Neither the
+/// default level, nor `AIRLOCK_LOG=info`, nor trace may let it reach stderr (the MCP client's
+/// log, the journal).
+#[test]
+fn the_access_key_id_never_reaches_stderr_at_any_log_level() {
+    let rig = Rig::new(|t| t);
+    let ws = rig.dir.path().join("project");
+    write(&ws, "README.md", "# nothing secret here\n");
+    let (k, s) = rig.moto.broker_key();
+    for level in [None, Some("info"), Some("trace")] {
+        let mut env = moto_env(&rig, &k, &s);
+        if let Some(l) = level {
+            env.push(("AIRLOCK_LOG".into(), l.into()));
+        }
+        let (code, out, err) = airlock(&["doctor", "--dir", ws.to_str().unwrap()], &env);
+        // doctor really used the key (it asked moto what the broker can do).
+        assert!(
+            out.contains("user/airlock-broker) cannot delete"),
+            "{level:?}: {code} {out}{err}"
+        );
+        assert!(
+            !err.contains(&k),
+            "{level:?}: stderr holds the key id:\n{err}"
+        );
+        assert!(!err.contains(&s), "{level:?}: stderr holds the secret");
+        assert!(!out.contains(&k), "{level:?}: stdout holds the key id");
+        assert!(!err.contains("loaded base credentials"), "{level:?}: {err}");
+    }
+}
