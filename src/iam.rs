@@ -2,8 +2,8 @@
 //! that every role holds exactly what the enabled tools use:
 //!
 //! - the **broker** principal (the credential `airlock serve` runs with): `sts:AssumeRole` and
-//!   `sts:SetSourceIdentity` on the agent roles, nothing else, and an explicit deny on the
-//!   executor roles;
+//!   `sts:SetSourceIdentity` on the agent roles, `iam:SimulatePrincipalPolicy` on its own ARN
+//!   (for `airlock doctor`), nothing else, and an explicit deny on the executor roles;
 //! - each **agent role**: the IAM actions of the read tools the policy enables in that
 //!   environment (and of the read tool a request tool looks at its resource with), on the
 //!   tools' resource templates filled with the environment's partition, region and account,
@@ -704,12 +704,22 @@ pub fn documents(
             .values()
             .filter_map(|e| e.executor_role.clone()),
     );
-    let mut statements = vec![json!({
-        "Sid": "AssumeTheAgentRoles",
-        "Effect": "Allow",
-        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
-        "Resource": agent_roles,
-    })];
+    let mut statements = vec![
+        json!({
+            "Sid": "AssumeTheAgentRoles",
+            "Effect": "Allow",
+            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+            "Resource": agent_roles,
+        }),
+        // `airlock doctor` asks the policy simulator what this principal may do (control 2);
+        // on itself only, so it learns nothing about other principals.
+        json!({
+            "Sid": "SimulateItselfForDoctor",
+            "Effect": "Allow",
+            "Action": "iam:SimulatePrincipalPolicy",
+            "Resource": principals.broker,
+        }),
+    ];
     if !executor_roles.is_empty() {
         statements.push(json!({
             "Sid": "NeverTheExecutorRoles",
@@ -724,7 +734,7 @@ pub fn documents(
         file: "broker-policy.json".into(),
         kind: Kind::Broker,
         title: format!(
-            "identity policy of the broker {}: assume the agent roles, nothing else",
+            "identity policy of the broker {}: assume the agent roles and simulate its own policy (for doctor), nothing else",
             principals.broker
         ),
         json,

@@ -2,7 +2,7 @@
 //!
 //! The documents are proved with an independent evaluator (iam-rs): the agent roles can read
 //! what their enabled tools read and delete nothing; the boundary denies every delete; the
-//! broker can do nothing but assume the agent roles; the executor can delete only what the
+//! broker can do nothing but assume the agent roles (and simulate its own policy, for doctor); the executor can delete only what the
 //! destructive tools declare; each trust policy admits only its principal (with a
 //! SourceIdentity for agents, MFA for the executor when asked); a log export bucket's policy
 //! admits only CloudWatch Logs writing exports under airlock/. Then, against moto with
@@ -421,10 +421,61 @@ fn the_broker_can_only_assume_the_agent_roles() {
             "the broker may {action} on {resource}"
         );
     }
-    // Only ever sts actions, and no wildcard resource.
+    // The policy simulator (doctor's control 2) on its own ARN only: never on another
+    // principal, which would let it map what the agent or executor roles may do.
+    assert_eq!(
+        eval(
+            &[broker],
+            BROKER,
+            "iam:SimulatePrincipalPolicy",
+            BROKER,
+            "us-east-1"
+        ),
+        Decision::Allow
+    );
+    for other in [
+        AGENT_STAGING,
+        EXECUTOR_STAGING,
+        OPERATOR,
+        "arn:aws:iam::123456789012:user/airlock-broker2",
+        "*",
+    ] {
+        assert_ne!(
+            eval(
+                &[broker],
+                BROKER,
+                "iam:SimulatePrincipalPolicy",
+                other,
+                "us-east-1"
+            ),
+            Decision::Allow,
+            "simulate on {other}"
+        );
+    }
+    for action in [
+        "iam:SimulateCustomPolicy",
+        "iam:GetUserPolicy",
+        "iam:ListAttachedUserPolicies",
+    ] {
+        assert_ne!(
+            eval(&[broker], BROKER, action, BROKER, "us-east-1"),
+            Decision::Allow,
+            "{action}"
+        );
+    }
+    // Only these actions, and no wildcard resource.
     assert_eq!(
         actions_of(broker),
-        ["sts:AssumeRole", "sts:SetSourceIdentity"]
+        [
+            "iam:SimulatePrincipalPolicy",
+            "sts:AssumeRole",
+            "sts:SetSourceIdentity"
+        ]
+    );
+    assert!(
+        !broker.json.to_string().contains("\"*\""),
+        "{}",
+        broker.json
     );
 }
 
