@@ -125,9 +125,13 @@ fn credentials(i: &Inputs) -> Vec<Line> {
         let at = match &f.variable {
             Some(v) => format!("environment variable {v}"),
             None => format!(
-                "{}:{}{}",
+                "{}:{}{}{}",
                 f.path,
                 f.line,
+                match &f.via_symlink {
+                    Some(t) => format!(" (via symlink to {t})"),
+                    None => String::new(),
+                },
                 if f.git_ignored { " (git-ignored)" } else { "" }
             ),
         };

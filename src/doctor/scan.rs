@@ -63,6 +63,10 @@ pub struct Finding {
     /// The variable's name, for the environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variable: Option<String>,
+    /// When `path` is a symbolic link to a file: the file it leads to (possibly outside the
+    /// workspace; the agent reads it through the link all the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via_symlink: Option<String>,
 }
 
 /// What a workspace scan saw.
@@ -190,7 +194,10 @@ pub fn scan_text(text: &str) -> Vec<(usize, String, bool)> {
     out
 }
 
-fn walk(root: &Path, respect_gitignore: bool) -> impl Iterator<Item = PathBuf> {
+/// Every file under `root`, and every symbolic link under it that leads to a file (with where
+/// it leads). Links to directories are not followed (no loops, no walking the whole disk
+/// through a link to `/`).
+fn walk(root: &Path, respect_gitignore: bool) -> impl Iterator<Item = (PathBuf, Option<PathBuf>)> {
     let mut b = ignore::WalkBuilder::new(root);
     b.standard_filters(false).hidden(false).follow_links(false);
     if respect_gitignore {
@@ -204,10 +211,17 @@ fn walk(root: &Path, respect_gitignore: bool) -> impl Iterator<Item = PathBuf> {
             && e.depth() > 0
             && SKIP_DIRS.iter().any(|d| e.file_name() == *d))
     });
-    b.build()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
-        .map(|e| e.into_path())
+    b.build().filter_map(Result::ok).filter_map(|e| {
+        let t = e.file_type()?;
+        if t.is_file() {
+            return Some((e.into_path(), None));
+        }
+        if t.is_symlink() && std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()) {
+            let target = std::fs::canonicalize(e.path()).ok()?;
+            return Some((e.into_path(), Some(target)));
+        }
+        None
+    })
 }
 
 fn read_text(p: &Path) -> Option<String> {
@@ -225,11 +239,11 @@ fn read_text(p: &Path) -> Option<String> {
 /// Scan every file under `root` (git-ignored ones too, which are marked), skipping
 /// [`SKIP_DIRS`], binary files and files over 2 MiB.
 pub fn scan_dir(root: &Path) -> Scan {
-    let tracked: BTreeSet<PathBuf> = walk(root, true).collect();
+    let tracked: BTreeSet<PathBuf> = walk(root, true).map(|(p, _)| p).collect();
     let mut scan = Scan::default();
-    let mut all: Vec<PathBuf> = walk(root, false).collect();
+    let mut all: Vec<(PathBuf, Option<PathBuf>)> = walk(root, false).collect();
     all.sort();
-    for p in all {
+    for (p, target) in all {
         let Some(text) = read_text(&p) else { continue };
         scan.files_scanned += 1;
         let ignored = !tracked.contains(&p);
@@ -245,6 +259,7 @@ pub fn scan_dir(root: &Path) -> Scan {
                 git_ignored: ignored,
                 example,
                 variable: None,
+                via_symlink: target.as_ref().map(|t| t.display().to_string()),
             });
         }
     }
@@ -283,6 +298,7 @@ pub fn scan_env(vars: &[(String, String)]) -> Vec<Finding> {
                 git_ignored: false,
                 example: name != "KUBECONFIG" && looks_like_example(value),
                 variable: Some(name.clone()),
+                via_symlink: None,
             });
         }
     }

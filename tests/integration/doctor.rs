@@ -302,6 +302,54 @@ fn a_clean_workspace_passes_the_credentials_check() {
     );
 }
 
+/// A symbolic link in the workspace to a credentials file outside it: the agent reads the file
+/// through the link, so doctor reports it, at the link's path and line, naming the target. A
+/// link to a directory (here a loop back to the workspace) is not followed.
+#[test]
+fn a_symlink_to_a_credentials_file_outside_the_workspace_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("project");
+    write(&ws, "README.md", "# A project\n");
+    let outside = dir.path().join("dot-aws").join("credentials");
+    let key_id = format!("AKIA{}", random(B32, 16));
+    let secret = random(B64, 40);
+    write(
+        dir.path(),
+        "dot-aws/credentials",
+        &format!("[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"),
+    );
+    std::os::unix::fs::symlink(&outside, ws.join("awscreds")).unwrap();
+    std::os::unix::fs::symlink(&ws, ws.join("loop")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), ws.join("dangling")).unwrap();
+
+    let (code, out, err) = doctor(&ws, &[], false);
+    assert_eq!(code, 4, "{out}{err}");
+    let target = std::fs::canonicalize(&outside).unwrap();
+    let want = format!("awscreds:2 (via symlink to {})", target.display());
+    assert!(out.contains(&want), "no `{want}` in:\n{out}{err}");
+    assert!(out.contains("awscreds:3 (via symlink to"), "{out}");
+    assert!(!out.contains(&key_id) && !out.contains(&secret), "{out}");
+    assert!(!err.contains(&key_id) && !err.contains(&secret), "{err}");
+    // The loop is not walked: nothing is reported under loop/.
+    assert!(!out.contains("loop/"), "{out}");
+
+    let (_, out, err) = doctor(&ws, &[], true);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let fails: Vec<Value> = control_lines(&report, 1)
+        .into_iter()
+        .filter(|l| l["level"] == "fail")
+        .collect();
+    assert_eq!(fails.len(), 2, "{fails:?}");
+    for f in &fails {
+        assert_eq!(f["finding"]["path"], "awscreds", "{f}");
+        assert_eq!(
+            f["finding"]["via_symlink"],
+            json!(target.display().to_string()),
+            "{f}"
+        );
+    }
+}
+
 /// The broker's keys in a shared credentials file (not in the environment), as a profile
 /// would hold them; the rest of the environment points at moto.
 fn moto_env(rig: &Rig, key: &str, secret: &str) -> Vec<(String, String)> {
