@@ -33,6 +33,16 @@ pub struct DoctorArgs {
 
 #[allow(clippy::print_stdout)]
 pub fn run(a: DoctorArgs) -> anyhow::Result<ExitCode> {
+    // A workspace that is not there (or not readable) would scan as "0 files read" and pass.
+    if let Err(e) = std::fs::read_dir(&a.dir) {
+        return Err(anyhow::Error::new(exit::Failure {
+            code: 2,
+            message: format!(
+                "--dir {}: cannot read this directory ({e}); give the project directory the agent works in",
+                a.dir.display()
+            ),
+        }));
+    }
     let config = a
         .config
         .load()

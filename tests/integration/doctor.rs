@@ -532,3 +532,37 @@ fn the_access_key_id_never_reaches_stderr_at_any_log_level() {
         assert!(!err.contains("loaded base credentials"), "{level:?}: {err}");
     }
 }
+
+/// A workspace that does not exist, or is a file, is a usage error (exit 2) that says so, not a
+/// pass over "0 files read".
+#[test]
+fn a_missing_or_unreadable_dir_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexistent");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x\n").unwrap();
+    for ws in [&missing, &file] {
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let home = dir.path().join("home");
+        let env = vec![
+            ("HOME".to_string(), home.display().to_string()),
+            (
+                "AIRLOCK_POLICY".into(),
+                policy_with(&home, |t| t).display().to_string(),
+            ),
+        ];
+        let (code, out, err) = airlock(
+            &["doctor", "--dir", ws.to_str().unwrap(), "--skip-aws"],
+            &env,
+        );
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(
+            err.contains(&format!(
+                "--dir {}: cannot read this directory",
+                ws.display()
+            )),
+            "{err}"
+        );
+        assert!(!out.contains("files read"), "{out}");
+    }
+}
