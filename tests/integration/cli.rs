@@ -180,3 +180,82 @@ fn explain_exit_codes_and_policy() {
         "{out}"
     );
 }
+
+/// Run `airlock ARGS` with stdout a pipe whose reading end is already closed (as in
+/// `airlock requests list --json | head -c 0`), `stdin` written to its stdin. Returns the exit
+/// status and stderr.
+fn with_closed_stdout(
+    args: &[&str],
+    env: &[(String, String)],
+    stdin: &str,
+) -> (std::process::ExitStatus, String) {
+    use std::io::{Read, Write};
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = std::process::Command::new(crate::util::airlock_bin())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap(), err)
+}
+
+/// A closed stdout ends a CLI command quietly (the default SIGPIPE action, like any Unix
+/// tool), never with a panic and exit 101; `serve`, whose stdout is the MCP stream, ends its
+/// session without a panic.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_with(dir.path(), |t| t);
+    let env = vec![
+        ("HOME".to_string(), s(dir.path()).to_string()),
+        ("AIRLOCK_POLICY".into(), s(&policy).to_string()),
+        (
+            "AIRLOCK_DB".into(),
+            s(&dir.path().join("queue.db")).to_string(),
+        ),
+        (
+            "AIRLOCK_TRUST".into(),
+            s(&dir.path().join("approvers.toml")).to_string(),
+        ),
+    ];
+    for args in [
+        &["requests", "list", "--json"][..],
+        &["tools", "list", "--json"],
+        &["check", "--json"],
+        &["explain", "list_volumes", "{\"environment\":\"staging\"}"],
+    ] {
+        let (status, err) = with_closed_stdout(args, &env, "");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_ne!(status.code(), Some(101), "{args:?}: {err}");
+        assert!(
+            status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {status:?} {err}"
+        );
+    }
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+    let (status, err) = with_closed_stdout(&["serve"], &env, &format!("{init}\n"));
+    assert!(!err.contains("panicked"), "serve: {err}");
+    assert_ne!(status.code(), Some(101), "serve: {err}");
+    assert_eq!(
+        status.signal(),
+        None,
+        "serve is not killed by SIGPIPE: {err}"
+    );
+}
