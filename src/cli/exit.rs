@@ -6,7 +6,7 @@
 //! | 1 | an error while running (I/O, AWS unreachable, ...) |
 //! | 2 | bad command line (clap) |
 //! | 3 | invalid configuration (policy.toml or a tool file) |
-//! | 4 | refused by policy (`explain`: the call would be denied or its arguments are invalid) |
+//! | 4 | refused by policy (`explain`: the call would be denied, its arguments are invalid or the tool is unknown) |
 //! | 5 | needs approval (`explain`: the call would be queued for a human) |
 
 use std::process::ExitCode;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use airlock::credentials::StsBroker;
-use airlock::engine::{Engine, Refusal};
+use airlock::engine::Engine;
 use airlock::policy::Decision;
 use clap::Args;
 use serde_json::{Map, Value, json};
@@ -84,10 +84,9 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
             Ok(code)
         }
         Err(r) => {
-            let code = match &r {
-                Refusal::UnknownTool(_) => exit::ERROR,
-                _ => exit::REFUSED,
-            };
+            // An unknown tool, a denied call and invalid arguments are all calls airlock would
+            // refuse: exit 4, as the exit-code table says.
+            let code = exit::REFUSED;
             if a.json {
                 println!(
                     "{}",

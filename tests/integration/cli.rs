@@ -259,3 +259,20 @@ fn a_closed_stdout_is_not_a_panic() {
         "serve is not killed by SIGPIPE: {err}"
     );
 }
+
+/// `explain` of a tool the catalogue does not have is a refusal: exit 4, as the exit-code
+/// table says, in text and JSON, naming the tool.
+#[test]
+fn explain_of_an_unknown_tool_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_with(dir.path(), |t| t);
+    for json in [false, true] {
+        let mut args = vec!["explain", "--policy", s(&policy), "nosuch", "{}"];
+        if json {
+            args.push("--json");
+        }
+        let (code, out, err) = airlock(&args, &[]);
+        assert_eq!(code, 4, "{out}{err}");
+        assert!(out.contains("refused") && out.contains("nosuch"), "{out}");
+    }
+}
