@@ -3,8 +3,6 @@
 //! planted secrets in the logs. Afterwards none of them appears in any tool result, stdout,
 //! stderr, the audit log, or the SQLite file.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::queue_flow::{PASS, Rig};
@@ -45,7 +43,7 @@ async fn nothing_secret_leaves_the_process_even_at_trace_level() {
     let (code, screen) = rig.approve(&id, &key, &vol, PASS, None);
     assert_eq!(code, 0, "{screen}");
     seen.push(("approve terminal".into(), screen));
-    std::thread::sleep(Duration::from_millis(1100));
+    rig.wait_until_due(&id);
     let mut env = rig.executor_env();
     env.push(trace.clone());
     let (code, out, err) = airlock(&["executor", "--once"], &env);
