@@ -30,7 +30,8 @@ pub enum Client {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The folder to write policy.toml into (created if missing).
+    /// The folder to write policy.toml into (created if missing). Keep it outside every
+    /// project folder, e.g. ~/.config/airlock: the default, the current folder, gets a warning.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     /// Take every answer from the flags instead of asking.
@@ -71,11 +72,11 @@ pub struct InitArgs {
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Send every AWS call to this endpoint (a local AWS such as moto); omit for real AWS.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
     pub endpoint: Option<String>,
     /// Tags that mark resources airlock must never touch, KEY=VALUE (repeatable; default
     /// env=prod).
-    #[arg(long = "protect-tag", value_name = "KEY=VALUE")]
+    #[arg(long = "protect-tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub protect_tags: Vec<String>,
     /// Where to write the IAM documents (default: DIR/iam).
     #[arg(long, value_name = "DIR")]
@@ -112,6 +113,33 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
         code: 2,
         message: message.into(),
     })
+}
+
+/// `--endpoint`: an http:// or https:// URL with a host, as the policy's `endpoint` needs.
+fn endpoint_ok(e: &str) -> bool {
+    Regex::new(r"^https?://[A-Za-z0-9.\[\]:_-]+(/\S*)?$").is_ok_and(|re| re.is_match(e))
+}
+
+fn parse_endpoint(e: &str) -> Result<String, String> {
+    if endpoint_ok(e) {
+        Ok(e.to_string())
+    } else {
+        Err("must be an http:// or https:// URL such as http://127.0.0.1:5000 (omit --endpoint for real AWS)".into())
+    }
+}
+
+/// `--protect-tag`: KEY=VALUE with a key and a value.
+fn tag_ok(t: &str) -> bool {
+    t.split_once('=')
+        .is_some_and(|(k, v)| !k.is_empty() && !v.is_empty() && !t.contains(char::is_whitespace))
+}
+
+fn parse_tag(t: &str) -> Result<String, String> {
+    if tag_ok(t) {
+        Ok(t.to_string())
+    } else {
+        Err("must be KEY=VALUE, e.g. env=prod (a resource with that tag is never touched)".into())
+    }
 }
 
 fn region_ok(r: &str) -> bool {
@@ -496,7 +524,7 @@ fn from_questions<R: BufRead>(a: &InitArgs, p: &mut Prompter<R>) -> anyhow::Resu
     let endpoint = p.ask_valid(
         "Local AWS endpoint, for a local AWS such as moto (\"none\" for real AWS)",
         a.endpoint.as_deref().unwrap_or("none"),
-        |e| e == "none" || e.starts_with("http://") || e.starts_with("https://"),
+        |e| e == "none" || endpoint_ok(e),
         "must be an http:// or https:// URL, or none",
     )?;
     let tags = p.ask_valid(
@@ -506,10 +534,7 @@ fn from_questions<R: BufRead>(a: &InitArgs, p: &mut Prompter<R>) -> anyhow::Resu
         } else {
             a.protect_tags.join(" ")
         },
-        |t| {
-            t.split_whitespace()
-                .all(|kv| kv.split_once('=').is_some_and(|(k, _)| !k.is_empty()))
-        },
+        |t| t.split_whitespace().all(tag_ok),
         "must be KEY=VALUE pairs",
     )?;
     Ok(Plan {
@@ -778,6 +803,12 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
             client_config(c, &binary, &absolute(&policy_path), trust.as_deref())
         );
         return Ok(ExitCode::SUCCESS);
+    }
+    if absolute(&a.dir) == absolute(Path::new(".")) {
+        eprintln!(
+            "warning: writing policy.toml into the current folder ({}). If an agent works in this folder it can edit the policy (an unsigned policy still serves the read tools); prefer a folder outside every project, e.g. `airlock init ~/.config/airlock` (docs/deployment.md A.3)",
+            absolute(&a.dir).display()
+        );
     }
     if policy_path.exists() && !a.force {
         return Err(anyhow::Error::new(exit::Failure {

@@ -1389,6 +1389,104 @@ fn init_without_answers_or_flags_is_a_usage_error() {
     assert!(err.contains("12-digit"), "{err}");
     assert!(!d.join("policy.toml").exists());
 
+    // Bad flag values are refused at the flag (usage, exit 2) with what to write, never as
+    // "a bug in airlock init" after the policy is rendered.
+    for (flag, value, says) in [
+        ("--protect-tag", "novalue", "must be KEY=VALUE"),
+        ("--protect-tag", "env=", "must be KEY=VALUE"),
+        (
+            "--endpoint",
+            "notaurl",
+            "must be an http:// or https:// URL",
+        ),
+        (
+            "--endpoint",
+            "http://",
+            "must be an http:// or https:// URL",
+        ),
+        (
+            "--env",
+            "staging:123456789012:useast1",
+            "not an AWS region name",
+        ),
+        (
+            "--env",
+            "staging:123456789012:us-east",
+            "not an AWS region name",
+        ),
+    ] {
+        let mut argv = vec![
+            "init",
+            d.to_str().unwrap(),
+            "--non-interactive",
+            flag,
+            value,
+        ];
+        if flag != "--env" {
+            argv.extend(["--env", "staging:123456789012:us-east-1"]);
+        }
+        let (code, _, err) = airlock(&argv, &env);
+        assert_eq!(code, 2, "{flag} {value}: {err}");
+        assert!(
+            err.contains(says) && err.contains(value),
+            "{flag} {value}: {err}"
+        );
+        assert!(!err.contains("bug"), "{err}");
+        assert!(!d.join("policy.toml").exists());
+    }
+    // GovCloud and ISO regions have their own shapes, and are accepted.
+    for (i, region) in ["us-gov-west-1", "us-isob-east-1", "cn-north-1"]
+        .iter()
+        .enumerate()
+    {
+        let dir = home.path().join(format!("r{i}"));
+        let env_flag = format!("staging:123456789012:{region}");
+        let (code, out, err) = airlock(
+            &[
+                "init",
+                dir.to_str().unwrap(),
+                "--non-interactive",
+                "--env",
+                &env_flag,
+                "--endpoint",
+                "http://127.0.0.1:5000",
+                "--protect-tag",
+                "team=core",
+            ],
+            &env,
+        );
+        assert_eq!(code, 0, "{region}: {out}{err}");
+        assert!(
+            !err.contains("warning: writing policy.toml into the current folder"),
+            "{err}"
+        );
+    }
+    // The default DIR, the current folder, writes there but warns that an agent working in it
+    // can edit the policy.
+    let project = home.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let o = Command::new(crate::util::airlock_bin())
+        .args([
+            "init",
+            "--non-interactive",
+            "--env",
+            "staging:123456789012:us-east-1",
+        ])
+        .current_dir(&project)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: writing policy.toml into the current folder")
+            && err.contains("~/.config/airlock"),
+        "{err}"
+    );
+    assert!(project.join("policy.toml").exists());
+
     // The client configuration alone: absolute paths, valid JSON for VS Code.
     let (code, out, err) = airlock(
         &["init", d.to_str().unwrap(), "--print-client", "vscode"],
