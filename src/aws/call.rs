@@ -116,14 +116,15 @@ async fn fetch_calls(
     Ok(out)
 }
 
-async fn send(
+/// The signed request for one page of `spec`, as it goes on the wire.
+fn build_request(
     http: &reqwest::Client,
     spec: &AwsSpec,
     env: &Environment,
     args: &Args,
     params: &Map<String, Value>,
     creds: &Credentials,
-) -> Result<Value, AwsError> {
+) -> Result<reqwest::Request, AwsError> {
     let url = endpoint::resolve(&spec.service, env);
     let transport = |e: String| AwsError::Transport {
         service: spec.service.clone(),
@@ -159,12 +160,30 @@ async fn send(
                 params,
             )),
         Protocol::Json => builder
-            .header("content-type", "application/x-amz-json-1.1")
+            .header("content-type", spec.json_version.content_type())
             .header("x-amz-target", spec.target.as_deref().unwrap_or_default())
             .body(serde_json::to_vec(params).unwrap_or_default()),
     };
     let mut req = builder.build().map_err(|e| transport(e.to_string()))?;
     sign_request(&mut req, creds, &env.region, &spec.service)?;
+    Ok(req)
+}
+
+async fn send(
+    http: &reqwest::Client,
+    spec: &AwsSpec,
+    env: &Environment,
+    args: &Args,
+    params: &Map<String, Value>,
+    creds: &Credentials,
+) -> Result<Value, AwsError> {
+    let url = endpoint::resolve(&spec.service, env);
+    let transport = |e: String| AwsError::Transport {
+        service: spec.service.clone(),
+        endpoint: url.clone(),
+        message: e,
+    };
+    let req = build_request(http, spec, env, args, params, creds)?;
     let resp = http
         .execute(req)
         .await
@@ -250,4 +269,95 @@ fn without_url(e: &reqwest::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Catalogue, Handler, parse_tool};
+    use crate::source::SourceFile;
+
+    fn env() -> Environment {
+        Environment {
+            name: "staging".into(),
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            partition: "aws".into(),
+            agent_role: "arn:aws:iam::123456789012:role/a".into(),
+            ..Default::default()
+        }
+    }
+
+    fn built(spec: &AwsSpec) -> reqwest::Request {
+        let creds = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let params = render_request(&spec.request, &Args::new(), &env());
+        build_request(&http_client(), spec, &env(), &Args::new(), &params, &creds)
+            .expect("the request builds")
+    }
+
+    fn header<'a>(req: &'a reqwest::Request, name: &str) -> &'a str {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    fn aws_spec(tool: &crate::catalogue::ToolSpec) -> &AwsSpec {
+        match &tool.handler {
+            Handler::Aws(a) => a,
+            _ => panic!("an aws tool"),
+        }
+    }
+
+    /// DynamoDB speaks awsJson 1.0 (real DynamoDB answers 1.1 with a 404 page; moto accepts
+    /// either, so only the built request can show it); Logs speaks 1.1.
+    #[test]
+    fn json_requests_carry_the_services_json_version() {
+        let dynamo = parse_tool(&SourceFile::new(
+            "tools/t.toml",
+            r#"
+name = "list_tables"
+description = "List tables."
+risk = "read"
+
+[[arguments]]
+name = "environment"
+type = "environment"
+required = true
+description = "env"
+
+[aws]
+service = "dynamodb"
+protocol = "json"
+json_version = "1.0"
+action = "ListTables"
+target = "DynamoDB_20120810.ListTables"
+iam_actions = ["dynamodb:ListTables"]
+resources = ["*"]
+wildcard_reason = "ListTables has no resource."
+"#,
+        ))
+        .expect("valid");
+        let req = built(aws_spec(&dynamo));
+        assert_eq!(header(&req, "content-type"), "application/x-amz-json-1.0");
+        assert_eq!(header(&req, "x-amz-target"), "DynamoDB_20120810.ListTables");
+        assert!(
+            header(&req, "authorization").contains("/eu-west-1/dynamodb/aws4_request"),
+            "{}",
+            header(&req, "authorization")
+        );
+        assert_eq!(
+            req.url().host_str(),
+            Some("dynamodb.eu-west-1.amazonaws.com")
+        );
+
+        let cat = Catalogue::builtin().expect("built-in tools are valid");
+        let logs = cat.get("list_log_groups").expect("list_log_groups");
+        let req = built(aws_spec(logs));
+        assert_eq!(header(&req, "content-type"), "application/x-amz-json-1.1");
+        assert_eq!(
+            header(&req, "x-amz-target"),
+            "Logs_20140328.DescribeLogGroups"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
-pub use raw::{ArgKind, BackupKind, FieldKind, Keep, Protocol, Risk};
+pub use raw::{ArgKind, BackupKind, FieldKind, JsonVersion, Keep, Protocol, Risk};
 
 use crate::source::{SourceError, SourceErrors, SourceFile};
 use crate::timefmt::parse_duration;
@@ -185,6 +185,8 @@ pub struct AwsSpec {
     pub action: String,
     pub version: Option<String>,
     pub target: Option<String>,
+    /// json: the awsJson version (the `Content-Type`).
+    pub json_version: JsonVersion,
     pub iam_actions: Vec<String>,
     pub resources: Vec<String>,
     pub wildcard_reason: Option<String>,
@@ -220,6 +222,7 @@ impl AwsSpec {
             action: action.into(),
             version: Some(version.into()),
             target: None,
+            json_version: JsonVersion::default(),
             iam_actions: Vec::new(),
             resources: Vec::new(),
             wildcard_reason: None,
@@ -903,6 +906,38 @@ fn validate_aws(
         }
         _ => {}
     }
+    if let Some(jv) = &a.json_version {
+        let v = *jv.get_ref();
+        if a.protocol != Protocol::Json {
+            errs.push(f.error(
+                Some(jv.span()),
+                "`json_version` belongs to the json protocol; remove it",
+            ));
+        } else if let Some(want) = known_json_version(service)
+            && v != want
+        {
+            errs.push(f.error(
+                Some(jv.span()),
+                format!(
+                    "`{service}` speaks awsJson {}, not {}; set json_version = \"{}\"",
+                    want.as_str(),
+                    v.as_str(),
+                    want.as_str()
+                ),
+            ));
+        }
+    } else if a.protocol == Protocol::Json
+        && let Some(want) = known_json_version(service)
+        && want != JsonVersion::default()
+    {
+        errs.push(f.error(
+            Some(aws.span()),
+            format!(
+                "`{service}` speaks awsJson {v} (AWS refuses the default 1.1); add json_version = \"{v}\"",
+                v = want.as_str()
+            ),
+        ));
+    }
     // The wire action is what actually runs: in a read tool it must be a read verb too, whatever
     // the IAM actions say.
     let action = a.action.get_ref();
@@ -1069,6 +1104,10 @@ fn validate_aws(
         action: a.action.get_ref().clone(),
         version: a.version.clone(),
         target: a.target.clone(),
+        json_version: a
+            .json_version
+            .as_ref()
+            .map_or_else(JsonVersion::default, |v| *v.get_ref()),
         iam_actions: a.iam_actions.iter().map(|x| x.get_ref().clone()).collect(),
         resources: a.resources.iter().map(|x| x.get_ref().clone()).collect(),
         wildcard_reason: a.wildcard_reason.clone(),
@@ -1083,6 +1122,17 @@ fn validate_aws(
         path: a.path.as_ref().map(|p| p.get_ref().clone()),
         calls,
     })
+}
+
+/// The awsJson version of the JSON services airlock knows (`metadata.jsonVersion` in each
+/// service's model): a tool file that says otherwise is refused, because AWS answers a wrong
+/// `Content-Type` with an error page (and moto accepts either, so no test against it would tell).
+fn known_json_version(service: &str) -> Option<JsonVersion> {
+    match service {
+        "dynamodb" => Some(JsonVersion::V1_0),
+        "logs" | "ecs" => Some(JsonVersion::V1_1),
+        _ => None,
+    }
 }
 
 /// A request template: a table whose placeholders are arguments of the tool.

@@ -215,11 +215,43 @@ pub enum Protocol {
     Ec2,
     /// The awsQuery protocol (IAM, RDS): lists as `Name.member.N`.
     Query,
-    /// The awsJson 1.1 protocol (Logs, ECS, DynamoDB): a JSON body and `X-Amz-Target`.
+    /// The awsJson protocol (Logs, ECS, DynamoDB): a JSON body and `X-Amz-Target`; the
+    /// version (the `Content-Type`) is `json_version`.
     Json,
     /// The restXml protocol (S3): method and path from the tool file, the request template as
     /// the query string, XML answers. S3 is addressed path-style (`ENDPOINT/BUCKET`).
     RestXml,
+}
+
+/// The version of the awsJson protocol a service speaks: the `Content-Type` its requests carry
+/// (`application/x-amz-json-1.0` or `-1.1`). The service model's `jsonVersion` says which:
+/// DynamoDB speaks 1.0; Logs and ECS speak 1.1. A wrong version is refused by AWS.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, JsonSchema)]
+pub enum JsonVersion {
+    /// awsJson 1.0 (DynamoDB).
+    #[serde(rename = "1.0")]
+    V1_0,
+    /// awsJson 1.1 (Logs, ECS, most JSON services): the default.
+    #[default]
+    #[serde(rename = "1.1")]
+    V1_1,
+}
+
+impl JsonVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JsonVersion::V1_0 => "1.0",
+            JsonVersion::V1_1 => "1.1",
+        }
+    }
+
+    /// The `Content-Type` of a request in this version.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            JsonVersion::V1_0 => "application/x-amz-json-1.0",
+            JsonVersion::V1_1 => "application/x-amz-json-1.1",
+        }
+    }
 }
 
 /// The AWS call and the session policy it runs under.
@@ -248,6 +280,10 @@ pub struct RawAws {
     pub version: Option<String>,
     /// The `X-Amz-Target` header (JSON protocol).
     pub target: Option<String>,
+    /// json: the awsJson version the service speaks, "1.0" (DynamoDB) or "1.1" (the default:
+    /// Logs, ECS); it is the request's `Content-Type`.
+    #[schemars(with = "Option<JsonVersion>")]
+    pub json_version: Option<Spanned<JsonVersion>>,
     /// The exact IAM actions the session policy grants ("service:Action", no wildcards).
     #[schemars(with = "Vec<String>")]
     pub iam_actions: Vec<Spanned<String>>,

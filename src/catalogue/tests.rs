@@ -604,3 +604,61 @@ fn a_bad_aws_section_yields_no_second_backup_error() {
         "{errs}"
     );
 }
+
+/// The awsJson version is the request's Content-Type, and AWS refuses a wrong one (moto does
+/// not): a known service with the wrong version, or DynamoDB with the 1.1 default, is refused.
+#[test]
+fn json_version_must_fit_the_service() {
+    let dynamo = GOOD
+        .replace("service = \"ec2\"", "service = \"dynamodb\"")
+        .replace("protocol = \"ec2\"", "protocol = \"json\"")
+        .replace(
+            "version = \"2016-11-15\"",
+            "target = \"DynamoDB_20120810.DescribeThings\"\njson_version = \"1.0\"",
+        )
+        .replace("ec2:DescribeThings", "dynamodb:DescribeThings")
+        .replace(":ec2:", ":dynamodb:");
+    let spec = parse(&dynamo).expect("dynamodb with 1.0 parses");
+    match &spec.handler {
+        Handler::Aws(a) => assert_eq!(a.json_version, JsonVersion::V1_0),
+        _ => panic!("aws"),
+    }
+    refused(
+        &dynamo.replace("json_version = \"1.0\"", "json_version = \"1.1\""),
+        "\"1.1\"",
+        "`dynamodb` speaks awsJson 1.0, not 1.1; set json_version = \"1.0\"",
+    );
+    refused(
+        &dynamo.replace("json_version = \"1.0\"\n", ""),
+        "[aws]",
+        "add json_version = \"1.0\"",
+    );
+    let logs = dynamo
+        .replace("dynamodb", "logs")
+        .replace("DynamoDB_20120810", "Logs_20140328");
+    refused(
+        &logs,
+        "\"1.0\"",
+        "`logs` speaks awsJson 1.1, not 1.0; set json_version = \"1.1\"",
+    );
+    let spec = parse(&logs.replace("json_version = \"1.0\"\n", "")).expect("logs defaults");
+    match &spec.handler {
+        Handler::Aws(a) => assert_eq!(a.json_version, JsonVersion::V1_1),
+        _ => panic!("aws"),
+    }
+    refused(
+        &GOOD.replace(
+            "version = \"2016-11-15\"",
+            "version = \"2016-11-15\"\njson_version = \"1.1\"",
+        ),
+        "\"1.1\"",
+        "`json_version` belongs to the json protocol",
+    );
+    assert!(
+        parse(&GOOD.replace(
+            "version = \"2016-11-15\"",
+            "version = \"2016-11-15\"\njson_version = \"2.0\""
+        ))
+        .is_err()
+    );
+}
