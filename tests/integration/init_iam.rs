@@ -1666,3 +1666,62 @@ fn the_systemd_unit_runs_real_subcommands_and_flags() {
         );
     }
 }
+
+/// docs/cli.md's row for each command lists every flag its `--help` shows.
+#[test]
+fn the_cli_page_lists_every_flag_of_each_command() {
+    let page = std::fs::read_to_string(repo().join("docs/cli.md")).unwrap();
+    let commands = [
+        "serve",
+        "check",
+        "tools list",
+        "tools check",
+        "tools doc",
+        "explain",
+        "requests list",
+        "requests show",
+        "approve",
+        "deny",
+        "cancel",
+        "approver init",
+        "executor",
+        "audit verify",
+        "audit show",
+        "init",
+        "iam",
+        "policy sign",
+        "policy status",
+        "doctor",
+    ];
+    let flag = regex::Regex::new(r"^\s+(?:-[a-zA-Z], )?(--[a-z][a-z-]*)").unwrap();
+    for cmd in commands {
+        let mut argv: Vec<&str> = cmd.split(' ').collect();
+        argv.push("--help");
+        let (code, out, err) = airlock(&argv, &[]);
+        assert_eq!(code, 0, "{cmd}: {err}");
+        let rows: Vec<&str> = page
+            .lines()
+            .filter(|l| l.starts_with('|') && l.contains(&format!("`airlock {cmd}")))
+            .collect();
+        assert!(
+            !rows.is_empty(),
+            "docs/cli.md has no row for `airlock {cmd}`"
+        );
+        for l in out.lines() {
+            let Some(c) = flag.captures(l) else { continue };
+            let f = &c[1];
+            if f == "--help" {
+                continue;
+            }
+            assert!(
+                rows.iter().any(|r| r.contains(&format!("`{f}"))
+                    || r.contains(&format!("[{f}"))
+                    || r.contains(&format!(" {f} "))
+                    || r.contains(&format!(" {f}]"))
+                    || r.contains(&format!(" {f}`"))),
+                "docs/cli.md's row for `airlock {cmd}` does not list {f}:\n{}",
+                rows.join("\n")
+            );
+        }
+    }
+}
