@@ -300,7 +300,10 @@ impl Engine {
                     plan.environment.as_deref(),
                 );
                 if let Some(i) = &self.integrity {
-                    let st = i.check();
+                    let st = match self.queue().await {
+                        Ok(q) => i.check_fresh(&q).await,
+                        Err(_) => i.check(),
+                    };
                     body["policy_signature"] = if st.signed {
                         json!({"signed": true, "signed_by": st.signed_by.iter().map(|s| s.name.clone()).collect::<Vec<_>>(), "manifest_hash": st.manifest_hash})
                     } else {

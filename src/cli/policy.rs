@@ -47,6 +47,8 @@ pub struct SignArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub queue: super::QueueArgs,
     /// The approvers' trust file (default: ~/.config/airlock/approvers.toml).
     #[arg(long, env = "AIRLOCK_TRUST")]
     pub trust: Option<PathBuf>,
@@ -89,7 +91,22 @@ fn current_status(
 
 #[allow(clippy::print_stdout)]
 fn show_status(a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let (c, _, st) = current_status(&a.config, &a.trust)?;
+    let (c, _, mut st) = current_status(&a.config, &a.trust)?;
+    // Rollback: serve and the executor record the newest trusted signature they honoured in
+    // the queue; an older one is not honoured, so status says so too (read only; no queue
+    // file yet means nothing was honoured yet).
+    let db = a.queue.path(Some(&c.policy));
+    if st.signed && db.exists() {
+        let newest = super::runtime()?.block_on(async {
+            let q = airlock::queue::Queue::open(&db).await?;
+            let n = q
+                .newest_policy_signature(&airlock::policy::signature::policy_key(&c.policy.path))
+                .await;
+            q.close().await;
+            n
+        })?;
+        airlock::policy::signature::refuse_rollback(&mut st, &c.policy.path, newest);
+    }
     if a.json {
         let mut v = serde_json::to_value(&st)?;
         v["policy"] = super::display(&c.policy.path).into();

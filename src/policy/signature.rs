@@ -507,25 +507,41 @@ impl Integrity {
         let Some((at, by)) = st.newest.clone().filter(|_| st.signed) else {
             return st;
         };
-        let key = std::fs::canonicalize(&self.policy_path)
-            .unwrap_or_else(|_| self.policy_path.clone())
-            .display()
-            .to_string();
+        let key = policy_key(&self.policy_path);
         let seen = queue
             .note_policy_signature(&key, at, &by, &st.manifest_hash, crate::timefmt::now_ms())
             .await;
-        let problem = match seen {
-            Ok(None) => return st,
-            Ok(Some((newer, newer_by))) => {
-                rollback_message(&self.policy_path, at, newer, &newer_by)
+        match seen {
+            Ok(None) => {}
+            Ok(Some(newer)) => refuse_rollback(&mut st, &self.policy_path, Some(newer)),
+            Err(e) => {
+                st.signed = false;
+                st.problem = Some(format!(
+                    "the queue cannot confirm that this signature is not a rollback to an older signed policy ({e})"
+                ));
             }
-            Err(e) => format!(
-                "the queue cannot confirm that this signature is not a rollback to an older signed policy ({e})"
-            ),
-        };
-        st.signed = false;
-        st.problem = Some(problem);
+        }
         st
+    }
+}
+
+/// How the queue's rollback table names a policy file: its absolute, resolved path.
+pub fn policy_key(policy_path: &Path) -> String {
+    std::fs::canonicalize(policy_path)
+        .unwrap_or_else(|_| policy_path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Marks a signed `st` unsigned when `newest_seen` (signed_at_ms, signer) is newer than its
+/// newest trusted signature: a rollback to an older signed policy.
+pub fn refuse_rollback(st: &mut Status, policy_path: &Path, newest_seen: Option<(i64, String)>) {
+    let (Some((at, _)), Some((newer, by))) = (st.newest.as_ref(), newest_seen) else {
+        return;
+    };
+    if st.signed && newer > *at {
+        st.signed = false;
+        st.problem = Some(rollback_message(policy_path, *at, newer, &by));
     }
 }
 

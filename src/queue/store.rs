@@ -600,6 +600,20 @@ impl Queue {
         Ok(n == 1)
     }
 
+    /// The newest trusted signature of the policy at `policy_path` honoured so far
+    /// (signed_at_ms, signer), without recording anything (`airlock policy status`).
+    pub async fn newest_policy_signature(
+        &self,
+        policy_path: &str,
+    ) -> Result<Option<(i64, String)>, QueueError> {
+        Ok(sqlx::query_as(
+            "SELECT signed_at_ms, signer FROM policy_signature_high WHERE policy_path = ?",
+        )
+        .bind(policy_path)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Rollback protection for signed policies: `signed_at_ms` is the newest trusted
     /// signature of the policy at `policy_path` that is about to be honoured. When a newer
     /// trusted signature of that file was honoured before, returns it (signed_at_ms, signer):

@@ -340,15 +340,21 @@ async fn restoring_an_older_signed_policy_and_its_signature_is_a_refused_rollbac
     let (code, out, err) = rig.executor_once(&[]);
     assert_eq!(code, 0, "{out}{err}");
 
-    // Someone restores A and A's signature: the file-level status still verifies...
+    // Someone restores A and A's signature. The signature verifies on its own, but `policy
+    // status` (which reads the queue) reports the rollback, and the executor holds the due
+    // request, naming it.
     std::fs::write(&rig.policy, &a_text).unwrap();
     std::fs::write(&sig, &a_sig).unwrap();
-    assert_eq!(
-        status(&rig, None).0,
-        0,
-        "A's old signature verifies on its own"
+    let (code, st) = status(&rig, None);
+    assert_eq!(code, 4, "{st}");
+    assert_eq!(st["signed"], false, "{st}");
+    assert!(
+        st["problem"]
+            .as_str()
+            .unwrap()
+            .contains("this is a rollback"),
+        "{st}"
     );
-    // ...but the executor holds the due request, naming the rollback.
     let alice = rig.approver("alice", true);
     let (code, screen) = rig.approve(&id, &alice, &vol, PASS, None);
     assert_eq!(code, 0, "{screen}");
@@ -386,9 +392,17 @@ async fn restoring_an_older_signed_policy_and_its_signature_is_a_refused_rollbac
         refused.text
     );
 
+    let access = agent.call("describe_access", json!({})).await;
+    assert_eq!(
+        access.body["policy_signature"]["signed"], false,
+        "{}",
+        access.text
+    );
+
     // An intended rollback: the owner signs A's content again; the request runs.
     let (code, screen) = rig.sign_policy(&rig.owner, None);
     assert_eq!(code, 0, "{screen}");
+    assert_eq!(status(&rig, None).0, 0);
     let done = rig.execute_when_due(&id);
     assert_eq!(done["state"], "executed", "{done}");
     assert!(!rig.volume_exists(&vol));
