@@ -108,7 +108,7 @@ pub async fn run(i: &Inputs) -> Vec<Line> {
             out.extend(broker(i, policy, catalogue).await);
             out.extend(executor(i, policy).await);
             out.extend(backups(i, policy).await);
-            out.extend(integrity(i, policy, catalogue));
+            out.extend(integrity(i, policy, catalogue).await);
         }
     }
     out
@@ -690,15 +690,29 @@ async fn object_lock(env: &Environment, bucket: &str) -> Line {
     }
 }
 
-fn integrity(i: &Inputs, policy: &Policy, catalogue: &Catalogue) -> Vec<Line> {
+async fn integrity(i: &Inputs, policy: &Policy, catalogue: &Catalogue) -> Vec<Line> {
     let mut out = Vec::new();
     let trust = TrustFile::load(&i.trust_path).map_err(|e| e.to_string());
-    let st = status(
+    let mut st = status(
         &Manifest::of(policy, catalogue),
         &signature_path(&policy.path),
         trust.as_ref().map_err(Clone::clone),
         &i.trust_path,
     );
+    // A signature older than one serve or the executor already honoured is a rollback (read
+    // the queue's mark only if the queue exists; doctor records nothing).
+    if st.signed
+        && i.db_path.exists()
+        && let Ok(q) = crate::queue::Queue::open(&i.db_path).await
+    {
+        let newest = q
+            .newest_policy_signature(&crate::policy::signature::policy_key(&policy.path))
+            .await
+            .ok()
+            .flatten();
+        q.close().await;
+        crate::policy::signature::refuse_rollback(&mut st, &policy.path, newest);
+    }
     out.push(if st.signed {
         let by: Vec<String> = st.signed_by.iter().map(|s| s.name.clone()).collect();
         line(

@@ -355,6 +355,33 @@ async fn restoring_an_older_signed_policy_and_its_signature_is_a_refused_rollbac
             .contains("this is a rollback"),
         "{st}"
     );
+    // doctor's control 5 says the same.
+    let ws = rig.dir.path().join("project");
+    std::fs::create_dir_all(&ws).unwrap();
+    let (_, out, err) = airlock(
+        &[
+            "doctor",
+            "--dir",
+            ws.to_str().unwrap(),
+            "--skip-aws",
+            "--json",
+        ],
+        &rig.cli_env(),
+    );
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    assert!(
+        report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["control"] == 5
+                && l["level"] == "fail"
+                && l["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("this is a rollback")),
+        "{report}"
+    );
     let alice = rig.approver("alice", true);
     let (code, screen) = rig.approve(&id, &alice, &vol, PASS, None);
     assert_eq!(code, 0, "{screen}");
