@@ -350,6 +350,50 @@ mod store_tests {
     }
 
     #[tokio::test]
+    async fn the_policy_signature_mark_only_rises_and_reports_a_rollback() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(&dir.path().join("q.db")).await.unwrap();
+        let p = "/etc/airlock/policy.toml";
+        assert_eq!(q.newest_policy_signature(p).await.unwrap(), None);
+        assert_eq!(
+            q.note_policy_signature(p, 100, "alice", "h1", 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            q.note_policy_signature(p, 200, "bob", "h2", 2)
+                .await
+                .unwrap(),
+            None
+        );
+        // The same signature again, and an older one.
+        assert_eq!(
+            q.note_policy_signature(p, 200, "bob", "h2", 3)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            q.note_policy_signature(p, 100, "alice", "h1", 4)
+                .await
+                .unwrap(),
+            Some((200, "bob".to_string()))
+        );
+        // Refusing records nothing; another policy file has its own mark.
+        assert_eq!(
+            q.newest_policy_signature(p).await.unwrap(),
+            Some((200, "bob".to_string()))
+        );
+        assert_eq!(
+            q.note_policy_signature("/other/policy.toml", 50, "carol", "h3", 5)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
     async fn conditional_transitions() {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(&dir.path().join("q.db")).await.unwrap();
