@@ -3,7 +3,8 @@
 //! over MCP, a person approves, the executor waits out the cooldown, takes the backup the tool
 //! file declares (a snapshot copy in the backup region, a final DB snapshot copied there, a
 //! log export to S3) and deletes. Every session policy the executor sent is proven with iam-rs:
-//! its own actions on this request's own resources, nothing on the neighbours.
+//! its own actions on this request's own resources, nothing on the neighbours; and each
+//! (action, resource, region) it sent is allowed by the executor role `airlock iam` generates.
 
 use std::time::{Duration, Instant};
 
@@ -131,6 +132,49 @@ fn prove_executor_policies(log: &str, own: &[String], neighbours: &[String], del
     );
 }
 
+/// Every (action, resource, region) the executor sent is allowed by the executor role
+/// `airlock iam` generates for the rig's policy (`executor-staging-permissions.json`), proven
+/// with iam-rs: the generated role holds what the flow really needs, not only on EBS.
+fn prove_generated_executor_role_allows(rig: &Rig, log: &str) {
+    let catalogue = airlock::catalogue::Catalogue::builtin().unwrap();
+    let text = std::fs::read_to_string(&rig.policy).unwrap();
+    let policy = airlock::policy::Policy::parse(
+        &airlock::source::SourceFile::new(&rig.policy, text),
+        Some(&catalogue),
+    )
+    .unwrap();
+    let principals = airlock::iam::Principals {
+        broker: "arn:aws:iam::123456789012:user/airlock-broker".into(),
+        operator: Some("arn:aws:iam::123456789012:user/airlock-operator".into()),
+        require_mfa: false,
+    };
+    let docs = airlock::iam::documents(&policy, &catalogue, &principals).unwrap();
+    let role = docs
+        .iter()
+        .find(|d| d.file == "executor-staging-permissions.json")
+        .expect("an executor role for staging");
+    let role_text = role.json.to_string();
+    let sent = policies_sent(log);
+    assert!(sent.len() >= 3, "the executor's policies are logged: {log}");
+    let mut checked = 0;
+    for p in &sent {
+        let region = p["Statement"][0]["Condition"]["StringEquals"]["aws:RequestedRegion"]
+            .as_str()
+            .unwrap();
+        for act in actions(p) {
+            for r in resources(p) {
+                assert_eq!(
+                    eval(&role_text, &act, &r, region),
+                    Decision::Allow,
+                    "the generated executor role does not allow {act} on {r} in {region} (sent: {p})\nrole: {role_text}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 3, "{checked}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_snapshot_is_copied_to_the_backup_region_then_deleted() {
     let rig = Rig::new(short_cooldown);
@@ -198,6 +242,7 @@ async fn a_snapshot_is_copied_to_the_backup_region_then_deleted() {
         ),
     ];
     prove_executor_policies(&log, &own, &neighbours, "ec2:DeleteSnapshot");
+    prove_generated_executor_role_allows(&rig, &log);
 
     // Protected (tagged env=prod) and prod snapshots are refused before anything is queued.
     let prot = rig.moto.seed["snapshots"]["prod_in_east"].as_str().unwrap();
@@ -273,6 +318,7 @@ async fn a_db_instance_gets_a_final_snapshot_copied_out_then_is_deleted() {
         format!("arn:aws:rds:us-east-1:210987654321:db:{db}"),
     ];
     prove_executor_policies(&log, &own, &neighbours, "rds:DeleteDBInstance");
+    prove_generated_executor_role_allows(&rig, &log);
 
     // Protected by tag, and prod: refused.
     let a = agent
@@ -350,6 +396,7 @@ async fn a_log_group_is_exported_to_s3_then_deleted() {
         "arn:aws:logs:us-east-1:123456789012:log-group:/app/staging/old-batch2".to_string(),
     ];
     prove_executor_policies(&log, &own, &neighbours, "logs:DeleteLogGroup");
+    prove_generated_executor_role_allows(&rig, &log);
 
     // Outside the rule's groups, and in prod: refused.
     let a = agent
