@@ -238,6 +238,23 @@ async fn query(
     Ok((status, resp.text().await.unwrap_or_default()))
 }
 
+/// The ARN the policy simulator takes for a caller: an assumed-role session
+/// (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`) is asked about as its role
+/// (`arn:aws:iam::ACCOUNT:role/NAME`; a role with a path is not named in the session ARN, so
+/// the simulator will not find it and the dry run answers instead); users and roots as they are.
+fn simulator_arn(caller: &str) -> String {
+    if let Some((head, rest)) = caller.split_once(":assumed-role/")
+        && let Some((name, _session)) = rest.split_once('/')
+        && let Some((prefix, account)) = head.rsplit_once(':')
+        && let Some(partition) = prefix
+            .strip_prefix("arn:")
+            .and_then(|p| p.strip_suffix(":sts:"))
+    {
+        return format!("arn:{partition}:iam::{account}:role/{name}");
+    }
+    caller.to_string()
+}
+
 fn eval_results(v: &Value, out: &mut Vec<(String, String)>) {
     match v {
         Value::Object(m) => {
@@ -307,7 +324,7 @@ async fn broker(i: &Inputs, policy: &Policy, catalogue: &Catalogue) -> Vec<Line>
             _ => "us-east-1",
         };
         let mut params = Map::new();
-        params.insert("PolicySourceArn".into(), json!(who));
+        params.insert("PolicySourceArn".into(), json!(simulator_arn(&who)));
         params.insert("ActionNames".into(), json!(actions));
         let body = protocol::query_body(
             Protocol::Query,
@@ -741,4 +758,28 @@ async fn integrity(i: &Inputs, policy: &Policy, catalogue: &Catalogue) -> Vec<Li
         line(5, Level::Pass, format!("the queue file {} is outside the workspace", i.db_path.display()), None)
     });
     out
+}
+
+#[cfg(test)]
+mod simulator_tests {
+    use super::simulator_arn;
+
+    #[test]
+    fn the_simulator_is_asked_about_the_role_of_an_assumed_role_session() {
+        assert_eq!(
+            simulator_arn("arn:aws:sts::123456789012:assumed-role/airlock-broker/alice"),
+            "arn:aws:iam::123456789012:role/airlock-broker"
+        );
+        assert_eq!(
+            simulator_arn("arn:aws-us-gov:sts::123456789012:assumed-role/b/s"),
+            "arn:aws-us-gov:iam::123456789012:role/b"
+        );
+        for as_is in [
+            "arn:aws:iam::123456789012:user/airlock-broker",
+            "arn:aws:iam::123456789012:root",
+            "arn:aws:sts::123456789012:assumed-role/no-session",
+        ] {
+            assert_eq!(simulator_arn(as_is), as_is);
+        }
+    }
 }
