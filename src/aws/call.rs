@@ -359,5 +359,12 @@ wildcard_reason = "ListTables has no resource."
             header(&req, "x-amz-target"),
             "Logs_20140328.DescribeLogGroups"
         );
+        for (tool, version) in [
+            ("list_dynamodb_tables", "application/x-amz-json-1.0"),
+            ("list_ecs_clusters", "application/x-amz-json-1.1"),
+        ] {
+            let req = built(aws_spec(cat.get(tool).expect(tool)));
+            assert_eq!(header(&req, "content-type"), version, "{tool}");
+        }
     }
 }

@@ -43,6 +43,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../tools/list_log_groups.toml"),
     ),
     (
+        "tools/list_dynamodb_tables.toml",
+        include_str!("../../tools/list_dynamodb_tables.toml"),
+    ),
+    (
+        "tools/list_ecs_clusters.toml",
+        include_str!("../../tools/list_ecs_clusters.toml"),
+    ),
+    (
         "tools/list_db_instances.toml",
         include_str!("../../tools/list_db_instances.toml"),
     ),

@@ -66,6 +66,8 @@ fn builtin_catalogue_loads() {
             "list_buckets",
             "list_db_instances",
             "list_db_snapshots",
+            "list_dynamodb_tables",
+            "list_ecs_clusters",
             "list_log_groups",
             "list_snapshots",
             "list_volumes",

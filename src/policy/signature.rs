@@ -601,6 +601,8 @@ mod tests {
                 "list_buckets",
                 "list_db_instances",
                 "list_db_snapshots",
+                "list_dynamodb_tables",
+                "list_ecs_clusters",
                 "list_log_groups",
                 "list_snapshots",
                 "list_volumes",

@@ -1,6 +1,6 @@
-//! The built-in inventory tools (EC2 snapshots, RDS, S3, CloudWatch Logs groups) through the
-//! real binary over stdio, against moto with IAM enforcement on; and the scope proof (iam-rs)
-//! of each one's session policy: its own action on its own resource allowed, neighbours denied.
+//! The built-in inventory tools (EC2 snapshots, RDS, S3, CloudWatch Logs groups, DynamoDB tables,
+//! ECS clusters) through the real binary over stdio, against moto with IAM enforcement on; and
+//! the scope proof (iam-rs) of each one's session policy: its own action on its own resource allowed, neighbours denied.
 
 use serde_json::{Value, json};
 
@@ -281,6 +281,70 @@ async fn inventory_tools_answer_under_scoped_sessions() {
     assert_eq!(a.body["error"], "invalid_argument", "{}", short(&a));
 }
 
+/// The awsJson protocol against two more services: DynamoDB (awsJson 1.0) and ECS (1.1), each
+/// through the real binary under a scoped session, with moto's IAM enforcement on. Each lists
+/// exactly its environment's region.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_protocol_tools_list_dynamodb_tables_and_ecs_clusters_by_region() {
+    let moto = Moto::start();
+    let s = Server::start(Some(&moto), &repo().join("policy.toml")).await;
+    let seed = &moto.seed;
+    let names = |v: &Value| -> Vec<String> {
+        let mut v: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let sorted = |a: &Answer| {
+        let mut v = ids(a);
+        v.sort();
+        v
+    };
+
+    let a = ok(s
+        .call("list_dynamodb_tables", json!({"environment": "staging"}))
+        .await);
+    assert_eq!(
+        sorted(&a),
+        names(&seed["dynamodb_tables"]["us-east-1"]),
+        "{}",
+        short(&a)
+    );
+    assert_eq!(item(&a, "staging-orders")["protected"], false);
+    assert_eq!(a.body["scope"]["actions"], json!(["dynamodb:ListTables"]));
+    let a = ok(s
+        .call("list_dynamodb_tables", json!({"environment": "prod"}))
+        .await);
+    assert_eq!(sorted(&a), ["prod-ledger"], "{}", short(&a));
+    // The limit argument caps the answer, and the answer says so.
+    let a = ok(s
+        .call(
+            "list_dynamodb_tables",
+            json!({"environment": "staging", "limit": 1}),
+        )
+        .await);
+    assert_eq!(ids(&a).len(), 1, "{}", short(&a));
+    assert!(a.body["truncated"].as_str().is_some(), "{}", short(&a));
+
+    let arn = |c: &str| seed["ecs_clusters"][c].as_str().unwrap().to_string();
+    let a = ok(s
+        .call("list_ecs_clusters", json!({"environment": "staging"}))
+        .await);
+    let mut want = vec![arn("staging-web"), arn("staging-batch")];
+    want.sort();
+    assert_eq!(sorted(&a), want, "{}", short(&a));
+    assert_eq!(a.body["scope"]["actions"], json!(["ecs:ListClusters"]));
+    let a = ok(s
+        .call("list_ecs_clusters", json!({"environment": "prod"}))
+        .await);
+    assert_eq!(ids(&a), [arn("prod-core")], "{}", short(&a));
+    assert!(arn("prod-core").contains(":us-west-2:"));
+}
+
 /// get_bucket_protection names its bucket in an argument, so a bucket listed under
 /// [protected] ids is refused before anything runs (no session policy, no credential): an
 /// answer is never about a protected-by-id bucket, which is why it carries no `protected` mark
@@ -359,6 +423,31 @@ fn inventory_policies_allow_their_one_read_action_in_their_region_only() {
             "s3:ListAllMyBuckets",
             json!({"environment": "staging"}),
             &["s3:ListBucket", "s3:GetObject", "s3:GetBucketVersioning"][..],
+        ),
+        (
+            "list_dynamodb_tables",
+            "dynamodb:ListTables",
+            json!({"environment": "staging"}),
+            &[
+                "dynamodb:DescribeTable",
+                "dynamodb:Scan",
+                "dynamodb:Query",
+                "dynamodb:GetItem",
+                "dynamodb:DeleteTable",
+                "dynamodb:UpdateTable",
+            ][..],
+        ),
+        (
+            "list_ecs_clusters",
+            "ecs:ListClusters",
+            json!({"environment": "staging"}),
+            &[
+                "ecs:DescribeClusters",
+                "ecs:ListServices",
+                "ecs:DeleteCluster",
+                "ecs:UpdateService",
+                "ecs:RunTask",
+            ][..],
         ),
     ] {
         let p = session_policy(&e, tool, args);

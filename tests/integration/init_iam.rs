@@ -169,8 +169,10 @@ fn agent_roles_hold_exactly_the_enabled_read_actions() {
     // The inventory tools everywhere, plus the read_logs in staging (and list_volumes again as
     // request_delete_volume's look).
     let inventory = [
+        "dynamodb:ListTables",
         "ec2:DescribeSnapshots",
         "ec2:DescribeVolumes",
+        "ecs:ListClusters",
         "logs:DescribeLogGroups",
         "rds:DescribeDBInstances",
         "rds:DescribeDBSnapshots",

@@ -145,6 +145,8 @@ async fn initialize_reports_airlock_and_serves_the_catalogue() {
             "list_buckets",
             "list_db_instances",
             "list_db_snapshots",
+            "list_dynamodb_tables",
+            "list_ecs_clusters",
             "list_log_groups",
             "list_snapshots",
             "list_volumes",
@@ -197,14 +199,22 @@ async fn initialize_reports_airlock_and_serves_the_catalogue() {
             "list_buckets",
             "list_db_instances",
             "list_db_snapshots",
+            "list_dynamodb_tables",
+            "list_ecs_clusters",
             "list_log_groups",
             "list_snapshots",
             "list_volumes",
             "read_logs"
         ]
     );
+    let read_logs = staging["allowed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["tool"] == "read_logs")
+        .unwrap();
     assert_eq!(
-        staging["allowed"][7]["only_resources_matching"],
+        read_logs["only_resources_matching"],
         json!(["/app/staging/*"])
     );
     let approval: Vec<&str> = staging["needs_approval"]

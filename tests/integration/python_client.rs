@@ -37,6 +37,8 @@ fn the_python_sdk_sees_the_same_server() {
             "list_buckets",
             "list_db_instances",
             "list_db_snapshots",
+            "list_dynamodb_tables",
+            "list_ecs_clusters",
             "list_log_groups",
             "list_snapshots",
             "list_volumes",
