@@ -7,7 +7,8 @@ use aws_credential_types::Credentials;
 use serde_json::{Map, Value};
 
 use super::protocol::{
-    json_error, lookup, query_body, render_request, rest_path, rest_query, xml_error, xml_to_json,
+    json_protocol_error, lookup, query_body, render_request, rest_path, rest_query, xml_error,
+    xml_to_json,
 };
 use super::sign::sign_request;
 use super::{AwsError, endpoint};
@@ -189,6 +190,11 @@ async fn send(
         .await
         .map_err(|e| transport(without_url(&e)))?;
     let status = resp.status().as_u16();
+    let error_type = resp
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     if resp
         .content_length()
         .is_some_and(|n| n as usize > MAX_RESPONSE_BYTES)
@@ -231,10 +237,7 @@ async fn send(
                 serde_json::from_str(&text).map_err(|e| e.to_string())
             };
             if status >= 300 {
-                let (code, message) = v
-                    .as_ref()
-                    .ok()
-                    .and_then(json_error)
+                let (code, message) = json_protocol_error(error_type.as_deref(), &text)
                     .unwrap_or_else(|| ("Unknown".into(), snippet(&text)));
                 return Err(AwsError::Service {
                     service: spec.service.clone(),

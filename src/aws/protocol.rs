@@ -363,6 +363,32 @@ pub fn json_error(v: &Value) -> Option<(String, String)> {
     Some((code, msg))
 }
 
+/// The error code and message of a failed awsJson answer: the body's `__type`, else the
+/// `x-amzn-ErrorType` header real AWS also sends, else an XML error body (what moto answers
+/// for a request IAM enforcement denied); `None` when none of them names a code.
+pub fn json_protocol_error(
+    error_type_header: Option<&str>,
+    text: &str,
+) -> Option<(String, String)> {
+    let body: Option<Value> = serde_json::from_str(text).ok();
+    if let Some(e) = body.as_ref().and_then(json_error) {
+        return Some(e);
+    }
+    if let Some(h) = error_type_header.map(str::trim).filter(|h| !h.is_empty()) {
+        // "AccessDeniedException:http://internal.amazon.com/coral/..." -> the part before ':'
+        let code = h.split(':').next().unwrap_or(h);
+        let code = code.rsplit('#').next().unwrap_or(code).to_string();
+        let message = body
+            .as_ref()
+            .and_then(|v| v.get("message").or_else(|| v.get("Message")))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        return Some((code, message));
+    }
+    xml_error(text)
+}
+
 /// Look up a dot-separated path in a JSON value.
 pub fn lookup<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
     if path.is_empty() || path == "." {
@@ -455,6 +481,38 @@ mod tests {
         let tmpl = json!({"a": "x-${missing}", "b": "${region}"});
         let out = render_request(tmpl.as_object().unwrap(), &Args::new(), &env());
         assert_eq!(Value::Object(out), json!({"b": "us-east-1"}));
+    }
+
+    #[test]
+    fn json_protocol_errors_come_from_the_body_the_header_or_an_xml_body() {
+        let c = |h: Option<&str>, t: &str| json_protocol_error(h, t).unwrap().0;
+        assert_eq!(
+            c(
+                None,
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"m"}"#
+            ),
+            "ResourceNotFoundException"
+        );
+        assert_eq!(
+            c(
+                Some(
+                    "AccessDeniedException:http://internal.amazon.com/coral/com.amazon.coral.service/"
+                ),
+                "{}"
+            ),
+            "AccessDeniedException"
+        );
+        assert_eq!(
+            c(
+                None,
+                "<ErrorResponse><Error><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>"
+            ),
+            "AccessDenied"
+        );
+        assert_eq!(
+            json_protocol_error(None, "<html>Page Not Found</html>"),
+            None
+        );
     }
 
     #[test]

@@ -581,6 +581,13 @@ async fn a_missing_role_permission_really_fails() {
         .await;
     assert!(a.is_error, "{}", a.text);
     assert_eq!(a.body["error"], "aws_access_denied", "{}", a.text);
+    // The AWS error code is named, not "Unknown": moto answers a denied awsJson request with
+    // an XML error body, which the JSON protocol's error reader falls back to.
+    assert!(
+        a.text.contains("AccessDenied") && !a.text.contains("Unknown"),
+        "{}",
+        a.text
+    );
     assert!(
         a.body["what_you_can_do"]
             .as_str()
