@@ -425,9 +425,15 @@ impl Executor {
         }
         let mut req = req.clone();
         match tool.backup {
-            Some(BackupKind::EbsSnapshot) => self.snapshot(&mut req, &env).await?,
+            Some(BackupKind::EbsSnapshot) => {
+                self.snapshot_backup(SnapshotKind::Ebs, &mut req, &env)
+                    .await?
+            }
             Some(BackupKind::SnapshotCopy) => self.copy_snapshot(&mut req, &env).await?,
-            Some(BackupKind::RdsSnapshot) => self.rds_snapshot(&mut req, &env).await?,
+            Some(BackupKind::RdsSnapshot) => {
+                self.snapshot_backup(SnapshotKind::Rds, &mut req, &env)
+                    .await?
+            }
             Some(BackupKind::LogsExport) => self.export_logs(&mut req, &env).await?,
             Some(BackupKind::None) | None => {}
         }
@@ -698,8 +704,15 @@ impl Executor {
         Ok(f.document.unwrap_or(Value::Null))
     }
 
-    /// EBS snapshot, waited for; copied to the backup region where the policy names one.
-    async fn snapshot(&self, req: &mut Request, env: &Environment) -> Result<(), Refuse> {
+    /// A snapshot backup (EBS or RDS), waited for; copied to the backup region where the
+    /// policy names one. Each step is recorded once it is started, and found again after a
+    /// crash rather than taken twice.
+    async fn snapshot_backup(
+        &self,
+        kind: SnapshotKind,
+        req: &mut Request,
+        env: &Environment,
+    ) -> Result<(), Refuse> {
         if phase_at_least(&req.phase, "backup_done") {
             self.say(format!(
                 "{}: backup {} already complete (resuming)",
@@ -708,101 +721,21 @@ impl Executor {
             ));
             return Ok(());
         }
-        let p = &env.partition;
-        let volume_arn = req.resource_arn.clone();
-        let description = format!(
-            "airlock backup of {} before request {}",
-            req.resource_id, req.id
-        );
-        let snap_id = match &req.backup_id {
-            Some(s) => s.clone(),
+        let backup_id = match req.backup_id.clone() {
+            Some(id) => id,
             None => {
-                let id = match self.find_snapshot(env, &description, req).await? {
-                    Some(id) => id,
-                    None => {
-                        let doc = self
-                            .ec2(
-                                env,
-                                "CreateSnapshot",
-                                vec![EBS_CREATE_SNAPSHOT.into()],
-                                vec![
-                                    volume_arn.clone(),
-                                    format!("arn:{p}:ec2:{}::snapshot/*", env.region),
-                                ],
-                                json!({"VolumeId": req.resource_id, "Description": description}),
-                                req,
-                            )
-                            .await
-                            .map_err(|e| {
-                                Refuse(format!(
-                                    "the backup could not be started, so nothing was deleted: {e}"
-                                ))
-                            })?;
-                        fault_point("after-backup-request");
-                        doc["snapshotId"]
-                            .as_str()
-                            .ok_or_else(|| Refuse("CreateSnapshot returned no snapshot id".into()))?
-                            .to_string()
-                    }
-                };
+                let id = self.start_backup(kind, req, env).await?;
                 self.phase(req, "backup_started", json!({"backup_id": id}))
                     .await?;
                 req.backup_id = Some(id.clone());
                 id
             }
         };
-        self.wait_snapshot(env, &snap_id, req).await?;
-        if let Some(dest) = &env.backup_region {
-            let dest_env = Environment {
-                region: dest.clone(),
-                ..env.clone()
-            };
-            let copy_description = format!(
-                "airlock isolated copy of {snap_id} ({}) for request {}",
-                req.resource_id, req.id
-            );
-            let copy_id = match &req.backup_copy_id {
-                Some(c) => c.clone(),
-                None => {
-                    let id = match self
-                        .find_snapshot(&dest_env, &copy_description, req)
-                        .await?
-                    {
-                        Some(id) => id,
-                        None => {
-                            let doc = self
-                                .ec2(
-                                    &dest_env,
-                                    "CopySnapshot",
-                                    vec![EBS_COPY_SNAPSHOT.into()],
-                                    vec![format!("arn:{p}:ec2:{}::snapshot/{snap_id}", env.region), format!("arn:{p}:ec2:{dest}::snapshot/*")],
-                                    json!({"SourceRegion": env.region, "SourceSnapshotId": snap_id, "Description": copy_description}),
-                                    req,
-                                )
-                                .await
-                                .map_err(|e| Refuse(format!("the backup could not be copied to {dest}, so nothing was deleted: {e}")))?;
-                            fault_point("after-backup-request");
-                            doc["snapshotId"]
-                                .as_str()
-                                .ok_or_else(|| {
-                                    Refuse("CopySnapshot returned no snapshot id".into())
-                                })?
-                                .to_string()
-                        }
-                    };
-                    self.phase(
-                        req,
-                        "backup_copy_started",
-                        json!({"backup_copy_id": id, "region": dest}),
-                    )
-                    .await?;
-                    req.backup_copy_id = Some(id.clone());
-                    id
-                }
-            };
-            self.wait_snapshot(&dest_env, &copy_id, req).await?;
-        } else if env.require_isolated_backup {
-            return Err(Refuse("the policy requires an isolated backup but names no backup_region; nothing was deleted".into()));
+        self.wait_backup(kind, env, &backup_id, req).await?;
+        match &env.backup_region {
+            Some(dest) => self.isolated_copy(kind, req, env, dest, &backup_id).await?,
+            None if env.require_isolated_backup => return Err(Refuse(NO_BACKUP_REGION.into())),
+            None => {}
         }
         self.phase(
             req,
@@ -812,6 +745,163 @@ impl Executor {
         .await?;
         fault_point("after-backup");
         Ok(())
+    }
+
+    /// The copy of backup `backup_id` in region `dest`, started (or found) and waited for.
+    async fn isolated_copy(
+        &self,
+        kind: SnapshotKind,
+        req: &mut Request,
+        env: &Environment,
+        dest: &str,
+        backup_id: &str,
+    ) -> Result<(), Refuse> {
+        let dest_env = Environment {
+            region: dest.to_string(),
+            ..env.clone()
+        };
+        let copy_id = match req.backup_copy_id.clone() {
+            Some(id) => id,
+            None => {
+                let id = self
+                    .start_copy(kind, req, env, &dest_env, backup_id)
+                    .await?;
+                self.record_copy(req, &id, dest).await?;
+                id
+            }
+        };
+        // A DB snapshot copy keeps its name in the backup region; an EBS copy gets a new id.
+        let waited = match kind {
+            SnapshotKind::Ebs => copy_id.as_str(),
+            SnapshotKind::Rds => backup_id,
+        };
+        self.wait_backup(kind, &dest_env, waited, req).await
+    }
+
+    /// Records that the copy `id` was started in `dest`, so a restart waits for it.
+    async fn record_copy(&self, req: &mut Request, id: &str, dest: &str) -> Result<(), Refuse> {
+        self.phase(
+            req,
+            "backup_copy_started",
+            json!({"backup_copy_id": id, "region": dest}),
+        )
+        .await?;
+        req.backup_copy_id = Some(id.to_string());
+        Ok(())
+    }
+
+    /// Starts (or finds) the backup in the resource's own region; returns its id.
+    async fn start_backup(
+        &self,
+        kind: SnapshotKind,
+        req: &Request,
+        env: &Environment,
+    ) -> Result<String, Refuse> {
+        match kind {
+            SnapshotKind::Ebs => self.start_ebs_snapshot(req, env).await,
+            SnapshotKind::Rds => self.start_db_snapshot(req, env).await,
+        }
+    }
+
+    /// Starts (or finds) the copy of `backup_id` in `dest_env`'s region; returns its id.
+    async fn start_copy(
+        &self,
+        kind: SnapshotKind,
+        req: &Request,
+        env: &Environment,
+        dest_env: &Environment,
+        backup_id: &str,
+    ) -> Result<String, Refuse> {
+        match kind {
+            SnapshotKind::Ebs => self.start_ebs_copy(req, env, dest_env, backup_id).await,
+            SnapshotKind::Rds => self.start_db_copy(req, env, dest_env, backup_id).await,
+        }
+    }
+
+    /// Waits until backup (or copy) `id` in `env`'s region is usable.
+    async fn wait_backup(
+        &self,
+        kind: SnapshotKind,
+        env: &Environment,
+        id: &str,
+        req: &Request,
+    ) -> Result<(), Refuse> {
+        match kind {
+            SnapshotKind::Ebs => self.wait_snapshot(env, id, req).await,
+            SnapshotKind::Rds => self.wait_db_snapshot(env, id, req).await,
+        }
+    }
+
+    /// The EBS snapshot of the volume this request started before a crash, or a new one.
+    async fn start_ebs_snapshot(&self, req: &Request, env: &Environment) -> Result<String, Refuse> {
+        let description = format!(
+            "airlock backup of {} before request {}",
+            req.resource_id, req.id
+        );
+        if let Some(id) = self.find_snapshot(env, &description, req).await? {
+            return Ok(id);
+        }
+        let p = &env.partition;
+        let doc = self
+            .ec2(
+                env,
+                "CreateSnapshot",
+                vec![EBS_CREATE_SNAPSHOT.into()],
+                vec![
+                    req.resource_arn.clone(),
+                    format!("arn:{p}:ec2:{}::snapshot/*", env.region),
+                ],
+                json!({"VolumeId": req.resource_id, "Description": description}),
+                req,
+            )
+            .await
+            .map_err(|e| {
+                Refuse(format!(
+                    "the backup could not be started, so nothing was deleted: {e}"
+                ))
+            })?;
+        fault_point("after-backup-request");
+        snapshot_id(&doc, "CreateSnapshot")
+    }
+
+    /// The copy of EBS snapshot `snap_id` in `dest_env`'s region this request started before a
+    /// crash, or a new one.
+    async fn start_ebs_copy(
+        &self,
+        req: &Request,
+        env: &Environment,
+        dest_env: &Environment,
+        snap_id: &str,
+    ) -> Result<String, Refuse> {
+        let description = format!(
+            "airlock isolated copy of {snap_id} ({}) for request {}",
+            req.resource_id, req.id
+        );
+        if let Some(id) = self.find_snapshot(dest_env, &description, req).await? {
+            return Ok(id);
+        }
+        let p = &env.partition;
+        let dest = &dest_env.region;
+        let doc = self
+            .ec2(
+                dest_env,
+                "CopySnapshot",
+                vec![EBS_COPY_SNAPSHOT.into()],
+                vec![
+                    format!("arn:{p}:ec2:{}::snapshot/{snap_id}", env.region),
+                    format!("arn:{p}:ec2:{dest}::snapshot/*"),
+                ],
+                json!({"SourceRegion": env.region, "SourceSnapshotId": snap_id, "Description": description}),
+                req,
+            )
+            .await
+            .map_err(|e| {
+                Refuse(format!(
+                    "the backup could not be copied to {dest}, so nothing was deleted: {e}"
+                ))
+            })?;
+        fault_point("after-backup-request");
+        snapshot_id(&doc, "CopySnapshot")
     }
 
     /// This account's snapshot in `env`'s region with exactly this description (which names the
@@ -863,55 +953,18 @@ impl Executor {
         }
         let dest = match (&env.backup_region, env.require_isolated_backup) {
             (Some(d), _) => d.clone(),
-            (None, true) => return Err(Refuse("the policy requires an isolated backup but names no backup_region; nothing was deleted".into())),
+            (None, true) => return Err(Refuse(NO_BACKUP_REGION.into())),
             (None, false) => env.region.clone(),
         };
         let dest_env = Environment {
             region: dest.clone(),
             ..env.clone()
         };
-        let p = &env.partition;
-        let src = req.resource_id.clone();
-        // The description names the request, so a copy started before a crash (and not yet
-        // recorded) is found again rather than made twice.
-        let description = format!("airlock copy of {src} before request {}", req.id);
-        let copy_id = match &req.backup_copy_id {
-            Some(c) => c.clone(),
+        let copy_id = match req.backup_copy_id.clone() {
+            Some(id) => id,
             None => {
-                let id = match self.find_snapshot(&dest_env, &description, req).await? {
-                    Some(id) => {
-                        self.say(format!(
-                            "{}: found this request's copy {id} (resuming)",
-                            req.id
-                        ));
-                        id
-                    }
-                    None => {
-                        let doc = self
-                            .ec2(
-                                &dest_env,
-                                "CopySnapshot",
-                                vec![EBS_COPY_SNAPSHOT.into()],
-                                vec![req.resource_arn.clone(), format!("arn:{p}:ec2:{dest}::snapshot/*")],
-                                json!({"SourceRegion": env.region, "SourceSnapshotId": src, "Description": description}),
-                                req,
-                            )
-                            .await
-                            .map_err(|e| Refuse(format!("the snapshot could not be copied to {dest}, so nothing was deleted: {e}")))?;
-                        fault_point("after-backup-request");
-                        doc["snapshotId"]
-                            .as_str()
-                            .ok_or_else(|| Refuse("CopySnapshot returned no snapshot id".into()))?
-                            .to_string()
-                    }
-                };
-                self.phase(
-                    req,
-                    "backup_copy_started",
-                    json!({"backup_copy_id": id, "region": dest}),
-                )
-                .await?;
-                req.backup_copy_id = Some(id.clone());
+                let id = self.start_snapshot_copy(req, env, &dest_env).await?;
+                self.record_copy(req, &id, &dest).await?;
                 id
             }
         };
@@ -924,6 +977,45 @@ impl Executor {
         .await?;
         fault_point("after-backup");
         Ok(())
+    }
+
+    /// The copy of the EBS snapshot being deleted, in `dest_env`'s region. The description names
+    /// the request, so a copy started before a crash (and not yet recorded) is found again
+    /// rather than made twice.
+    async fn start_snapshot_copy(
+        &self,
+        req: &Request,
+        env: &Environment,
+        dest_env: &Environment,
+    ) -> Result<String, Refuse> {
+        let src = &req.resource_id;
+        let description = format!("airlock copy of {src} before request {}", req.id);
+        if let Some(id) = self.find_snapshot(dest_env, &description, req).await? {
+            self.say(format!(
+                "{}: found this request's copy {id} (resuming)",
+                req.id
+            ));
+            return Ok(id);
+        }
+        let p = &env.partition;
+        let dest = &dest_env.region;
+        let doc = self
+            .ec2(
+                dest_env,
+                "CopySnapshot",
+                vec![EBS_COPY_SNAPSHOT.into()],
+                vec![req.resource_arn.clone(), format!("arn:{p}:ec2:{dest}::snapshot/*")],
+                json!({"SourceRegion": env.region, "SourceSnapshotId": src, "Description": description}),
+                req,
+            )
+            .await
+            .map_err(|e| {
+                Refuse(format!(
+                    "the snapshot could not be copied to {dest}, so nothing was deleted: {e}"
+                ))
+            })?;
+        fault_point("after-backup-request");
+        snapshot_id(&doc, "CopySnapshot")
     }
 
     async fn rds(
@@ -939,98 +1031,75 @@ impl Executor {
         self.step(env, spec, actions, resources, params, req).await
     }
 
-    /// A manual DB snapshot of the instance (its final snapshot), waited for; copied to the
-    /// backup region where the policy names one. Named after the request, so a restart finds
-    /// the snapshot (or copy) it already started.
-    async fn rds_snapshot(&self, req: &mut Request, env: &Environment) -> Result<(), Refuse> {
-        if phase_at_least(&req.phase, "backup_done") {
-            self.say(format!(
-                "{}: backup {} already complete (resuming)",
-                req.id,
-                req.backup_id.as_deref().unwrap_or("?")
-            ));
-            return Ok(());
-        }
+    /// The instance's final DB snapshot, named after the request; returns its name.
+    async fn start_db_snapshot(&self, req: &Request, env: &Environment) -> Result<String, Refuse> {
         let name = format!("{RDS_BACKUP_PREFIX}{}", req.id);
         let here = rds_snapshot_arn(env, &env.region, &name);
-        if req.backup_id.is_none() {
-            match self
-                .rds(
-                    env,
-                    "CreateDBSnapshot",
-                    vec![RDS_CREATE_SNAPSHOT.into()],
-                    vec![req.resource_arn.clone(), here.clone()],
-                    json!({"DBInstanceIdentifier": req.resource_id, "DBSnapshotIdentifier": name}),
-                    req,
-                )
-                .await
-            {
-                Ok(_) => fault_point("after-backup-request"),
-                // Named after this request: it is the one this request started before a crash.
-                Err(AwsError::Service { code, .. }) if code == "DBSnapshotAlreadyExists" => {
-                    self.say(format!(
-                        "{}: found this request's snapshot {name} (resuming)",
-                        req.id
-                    ));
-                }
-                Err(e) => {
-                    return Err(Refuse(format!(
-                        "the final snapshot could not be started, so nothing was deleted: {e}"
-                    )));
-                }
+        let sent = self
+            .rds(
+                env,
+                "CreateDBSnapshot",
+                vec![RDS_CREATE_SNAPSHOT.into()],
+                vec![req.resource_arn.clone(), here],
+                json!({"DBInstanceIdentifier": req.resource_id, "DBSnapshotIdentifier": name}),
+                req,
+            )
+            .await;
+        let found = format!(
+            "{}: found this request's snapshot {name} (resuming)",
+            req.id
+        );
+        self.db_snapshot_sent(sent, found, "started")?;
+        Ok(name)
+    }
+
+    /// The copy of DB snapshot `name` in `dest_env`'s region, under the same name; returns
+    /// the copy's ARN.
+    async fn start_db_copy(
+        &self,
+        req: &Request,
+        env: &Environment,
+        dest_env: &Environment,
+        name: &str,
+    ) -> Result<String, Refuse> {
+        let dest = &dest_env.region;
+        let here = rds_snapshot_arn(env, &env.region, name);
+        let there = rds_snapshot_arn(env, dest, name);
+        let sent = self
+            .rds(
+                dest_env,
+                "CopyDBSnapshot",
+                vec![RDS_COPY_SNAPSHOT.into()],
+                vec![here.clone(), there.clone()],
+                json!({"SourceDBSnapshotIdentifier": here, "TargetDBSnapshotIdentifier": name, "CopyTags": true}),
+                req,
+            )
+            .await;
+        let found = format!("{}: found this request's copy in {dest} (resuming)", req.id);
+        self.db_snapshot_sent(sent, found, &format!("copied to {dest}"))?;
+        Ok(there)
+    }
+
+    /// The outcome of a request for a DB snapshot named after this request.
+    /// `DBSnapshotAlreadyExists` means this request started it before a crash: it is found,
+    /// not taken twice.
+    fn db_snapshot_sent(
+        &self,
+        sent: Result<Value, AwsError>,
+        found: String,
+        what: &str,
+    ) -> Result<(), Refuse> {
+        match sent {
+            Ok(_) => fault_point("after-backup-request"),
+            Err(AwsError::Service { code, .. }) if code == "DBSnapshotAlreadyExists" => {
+                self.say(found);
             }
-            self.phase(req, "backup_started", json!({"backup_id": name}))
-                .await?;
-            req.backup_id = Some(name.clone());
-        }
-        self.wait_db_snapshot(env, &name, req).await?;
-        if let Some(dest) = &env.backup_region {
-            let dest_env = Environment {
-                region: dest.clone(),
-                ..env.clone()
-            };
-            let there = rds_snapshot_arn(env, dest, &name);
-            if req.backup_copy_id.is_none() {
-                match self
-                    .rds(
-                        &dest_env,
-                        "CopyDBSnapshot",
-                        vec![RDS_COPY_SNAPSHOT.into()],
-                        vec![here.clone(), there.clone()],
-                        json!({"SourceDBSnapshotIdentifier": here, "TargetDBSnapshotIdentifier": name, "CopyTags": true}),
-                        req,
-                    )
-                    .await
-                {
-                    Ok(_) => fault_point("after-backup-request"),
-                    Err(AwsError::Service { code, .. }) if code == "DBSnapshotAlreadyExists" => {
-                        self.say(format!("{}: found this request's copy in {dest} (resuming)", req.id));
-                    }
-                    Err(e) => {
-                        return Err(Refuse(format!(
-                            "the final snapshot could not be copied to {dest}, so nothing was deleted: {e}"
-                        )));
-                    }
-                }
-                self.phase(
-                    req,
-                    "backup_copy_started",
-                    json!({"backup_copy_id": there, "region": dest}),
-                )
-                .await?;
-                req.backup_copy_id = Some(there.clone());
+            Err(e) => {
+                return Err(Refuse(format!(
+                    "the final snapshot could not be {what}, so nothing was deleted: {e}"
+                )));
             }
-            self.wait_db_snapshot(&dest_env, &name, req).await?;
-        } else if env.require_isolated_backup {
-            return Err(Refuse("the policy requires an isolated backup but names no backup_region; nothing was deleted".into()));
         }
-        self.phase(
-            req,
-            "backup_done",
-            json!({"backup_id": req.backup_id, "backup_copy_id": req.backup_copy_id}),
-        )
-        .await?;
-        fault_point("after-backup");
         Ok(())
     }
 
@@ -1359,6 +1428,28 @@ impl Executor {
 enum Done {
     Executed(Value),
     NotDue(i64),
+}
+
+/// The snapshot backups that share one shape: a snapshot in the resource's region, then a
+/// copy in the backup region.
+#[derive(Debug, Clone, Copy)]
+enum SnapshotKind {
+    /// An EBS snapshot of a volume (EC2 CreateSnapshot, CopySnapshot).
+    Ebs,
+    /// A final DB snapshot of an RDS instance (CreateDBSnapshot, CopyDBSnapshot).
+    Rds,
+}
+
+/// Why a backup is refused where the policy requires isolation but names no backup region.
+const NO_BACKUP_REGION: &str =
+    "the policy requires an isolated backup but names no backup_region; nothing was deleted";
+
+/// The snapshot id `action` (CreateSnapshot, CopySnapshot) answered with.
+fn snapshot_id(doc: &Value, action: &str) -> Result<String, Refuse> {
+    doc["snapshotId"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Refuse(format!("{action} returned no snapshot id")))
 }
 
 fn short(h: &str) -> &str {
