@@ -1409,4 +1409,4 @@ pub fn summary(t: &ToolSpec) -> Value {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,6 +2,28 @@
 
 use super::*;
 
+/// The built-in tools, by name in catalogue order: the one list the library's tests pin (adding a
+/// built-in tool means adding it here).
+pub(crate) const BUILTIN_TOOLS: &[&str] = &[
+    "cancel_request",
+    "describe_access",
+    "get_bucket_protection",
+    "get_request",
+    "list_buckets",
+    "list_db_instances",
+    "list_db_snapshots",
+    "list_dynamodb_tables",
+    "list_ecs_clusters",
+    "list_log_groups",
+    "list_snapshots",
+    "list_volumes",
+    "read_logs",
+    "request_delete_db_instance",
+    "request_delete_log_group",
+    "request_delete_snapshot",
+    "request_delete_volume",
+];
+
 /// A valid read tool to mutate in the tests below.
 const GOOD: &str = r#"
 name = "get_thing"
@@ -56,28 +78,7 @@ fn refused(text: &str, needle: &str, expect: &str) {
 fn builtin_catalogue_loads() {
     let c = Catalogue::builtin().expect("built-in tools are valid");
     let names: Vec<&str> = c.names().collect();
-    assert_eq!(
-        names,
-        [
-            "cancel_request",
-            "describe_access",
-            "get_bucket_protection",
-            "get_request",
-            "list_buckets",
-            "list_db_instances",
-            "list_db_snapshots",
-            "list_dynamodb_tables",
-            "list_ecs_clusters",
-            "list_log_groups",
-            "list_snapshots",
-            "list_volumes",
-            "read_logs",
-            "request_delete_db_instance",
-            "request_delete_log_group",
-            "request_delete_snapshot",
-            "request_delete_volume"
-        ]
-    );
+    assert_eq!(names, BUILTIN_TOOLS);
     for t in c.tools() {
         assert_eq!(
             t.input_schema["additionalProperties"],

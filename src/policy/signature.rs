@@ -591,28 +591,7 @@ mod tests {
         let m = Manifest::of(&p, &c);
         assert_eq!(Manifest::parse(&m.text()), Some(m.clone()));
         let names: Vec<&str> = m.tools.keys().map(String::as_str).collect();
-        assert_eq!(
-            names,
-            [
-                "cancel_request",
-                "describe_access",
-                "get_bucket_protection",
-                "get_request",
-                "list_buckets",
-                "list_db_instances",
-                "list_db_snapshots",
-                "list_dynamodb_tables",
-                "list_ecs_clusters",
-                "list_log_groups",
-                "list_snapshots",
-                "list_volumes",
-                "read_logs",
-                "request_delete_db_instance",
-                "request_delete_log_group",
-                "request_delete_snapshot",
-                "request_delete_volume"
-            ]
-        );
+        assert_eq!(names, crate::catalogue::tests::BUILTIN_TOOLS);
         // A tool only a deny rule names is not enabled.
         let only_deny = POLICY.replace(
             "tools = [\"read_logs\"]\nenvironments = [\"staging\"]\nresources = [\"/app/staging/*\"]\ndecision = \"allow\"",

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::queue_flow::{PASS, Rig};
 use crate::scope_proofs::eval;
-use crate::util::{airlock_bin, repo, venv_bin};
+use crate::util::{airlock_bin, python_json, repo};
 
 /// What the page holds: files (path, text) and console transcripts (argv, expected stdout,
 /// expected exit code).
@@ -168,19 +168,7 @@ json.dump(out, sys.stdout)
 fn inspect(rig: &Rig, args: &[&str]) -> Value {
     let seed = rig.dir.path().join("inspect-seed.json");
     std::fs::write(&seed, rig.moto.seed.to_string()).unwrap();
-    let out = Command::new(venv_bin("python"))
-        .arg("-c")
-        .arg(INSPECT)
-        .arg(&seed)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    python_json(|c| c.arg("-c").arg(INSPECT).arg(&seed).args(args))
 }
 
 /// The session policy `airlock explain` prints for a call, with its hash.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use iam_rs::Decision;
 use serde_json::{Value, json};
 
-use crate::mcp_stdio::Server;
+use crate::mcp_stdio::{Answer, Server};
 use crate::queue_flow::{PASS, Rig};
 use crate::scope_proofs::{DESTRUCTIVE, engine, eval, session_policy};
 
@@ -25,6 +25,13 @@ async fn request(agent: &Server, tool: &str, args: Value) -> String {
     assert!(!a.is_error, "{}", a.text);
     assert_eq!(a.body["state"], "pending", "{}", a.text);
     a.body["request_id"].as_str().unwrap().to_string()
+}
+
+/// The agent asks; policy refuses outright (nothing is queued).
+async fn refused(agent: &Server, tool: &str, args: Value) -> Answer {
+    let a = agent.call(tool, args).await;
+    assert_eq!(a.body["error"], "refused", "{}", a.text);
+    a
 }
 
 /// Approve at a terminal (typing the resource id), then run the executor until the request is
@@ -258,13 +265,12 @@ async fn a_snapshot_is_copied_to_the_backup_region_then_deleted() {
         "{}",
         a.text
     );
-    let a = agent
-        .call(
-            "request_delete_snapshot",
-            json!({"environment": "prod", "snapshot_id": snap, "reason": "r"}),
-        )
-        .await;
-    assert_eq!(a.body["error"], "refused", "{}", a.text);
+    let a = refused(
+        &agent,
+        "request_delete_snapshot",
+        json!({"environment": "prod", "snapshot_id": snap, "reason": "r"}),
+    )
+    .await;
     assert!(a.text.contains("platform team"), "{}", a.text);
     // A snapshot that does not exist is not queued.
     let a = agent
@@ -332,13 +338,12 @@ async fn a_db_instance_gets_a_final_snapshot_copied_out_then_is_deleted() {
         "{}",
         a.text
     );
-    let a = agent
-        .call(
-            "request_delete_db_instance",
-            json!({"environment": "prod", "db_instance_id": "prod-api-db", "reason": "r"}),
-        )
-        .await;
-    assert_eq!(a.body["error"], "refused", "{}", a.text);
+    refused(
+        &agent,
+        "request_delete_db_instance",
+        json!({"environment": "prod", "db_instance_id": "prod-api-db", "reason": "r"}),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -399,20 +404,18 @@ async fn a_log_group_is_exported_to_s3_then_deleted() {
     prove_generated_executor_role_allows(&rig, &log);
 
     // Outside the rule's groups, and in prod: refused.
-    let a = agent
-        .call(
-            "request_delete_log_group",
-            json!({"environment": "staging", "log_group": "/app/other/api", "reason": "r"}),
-        )
-        .await;
-    assert_eq!(a.body["error"], "refused", "{}", a.text);
-    let a = agent
-        .call(
-            "request_delete_log_group",
-            json!({"environment": "prod", "log_group": "/app/prod/api", "reason": "r"}),
-        )
-        .await;
-    assert_eq!(a.body["error"], "refused", "{}", a.text);
+    refused(
+        &agent,
+        "request_delete_log_group",
+        json!({"environment": "staging", "log_group": "/app/other/api", "reason": "r"}),
+    )
+    .await;
+    refused(
+        &agent,
+        "request_delete_log_group",
+        json!({"environment": "prod", "log_group": "/app/prod/api", "reason": "r"}),
+    )
+    .await;
 }
 
 /// Without a log_export_bucket the executor refuses to delete a log group: nothing is lost.

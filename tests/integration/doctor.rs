@@ -62,6 +62,12 @@ fn doctor(ws: &Path, extra_env: &[(String, String)], json_out: bool) -> (i32, St
     airlock(&args, &env)
 }
 
+/// `airlock doctor --json` on `ws` with no extra environment: its report, whatever the exit code.
+fn doctor_json(ws: &Path) -> Value {
+    let (_, out, err) = doctor(ws, &[], true);
+    serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"))
+}
+
 fn control_lines(report: &Value, control: u64) -> Vec<Value> {
     report["lines"]
         .as_array()
@@ -149,7 +155,7 @@ fn doctor_finds_every_planted_token_and_prints_none_of_them() {
             )
         })
         .collect();
-    let want = |p: &str, n: u64, k: &str, ignored: bool, example: bool, level: &str| {
+    let row = |p: &str, n: u64, k: &str, ignored: bool, example: bool, level: &str| {
         (
             p.to_string(),
             n,
@@ -159,69 +165,24 @@ fn doctor_finds_every_planted_token_and_prints_none_of_them() {
             level.to_string(),
         )
     };
+    // A finding in a git-ignored file, in a tracked file, and an example in the docs.
+    let ignored = |p: &str, n: u64, k: &str| row(p, n, k, true, false, "fail");
+    let fail = |p: &str, n: u64, k: &str| row(p, n, k, false, false, "fail");
+    let example = |p: &str, n: u64, k: &str| row(p, n, k, false, true, "pass");
     let mut expected = vec![
-        want(".env", 1, "aws_access_key_id", true, false, "fail"),
-        want(".env", 2, "aws_secret_access_key", true, false, "fail"),
-        want(".env", 3, "aws_session_token", true, false, "fail"),
-        want(
-            "deploy/platforms.env",
-            2,
-            "platform_token",
-            false,
-            false,
-            "fail",
-        ),
-        want(
-            "deploy/platforms.env",
-            3,
-            "platform_token",
-            false,
-            false,
-            "fail",
-        ),
-        want(
-            "deploy/platforms.env",
-            4,
-            "platform_token",
-            false,
-            false,
-            "fail",
-        ),
-        want(
-            "deploy/platforms.env",
-            5,
-            "platform_token",
-            false,
-            false,
-            "fail",
-        ),
-        want(
-            "deploy/platforms.env",
-            6,
-            "github_token",
-            false,
-            false,
-            "fail",
-        ),
-        want("docs/aws.md", 4, "aws_access_key_id", false, true, "pass"),
-        want(
-            "docs/aws.md",
-            5,
-            "aws_secret_access_key",
-            false,
-            true,
-            "pass",
-        ),
-        want("keys/deploy_key", 1, "private_key", false, false, "fail"),
-        want(
-            "ops/kubeconfig.yaml",
-            10,
-            "kubeconfig",
-            false,
-            false,
-            "fail",
-        ),
-        want("$GH_TOKEN", 0, "github_token", false, false, "fail"),
+        ignored(".env", 1, "aws_access_key_id"),
+        ignored(".env", 2, "aws_secret_access_key"),
+        ignored(".env", 3, "aws_session_token"),
+        fail("deploy/platforms.env", 2, "platform_token"),
+        fail("deploy/platforms.env", 3, "platform_token"),
+        fail("deploy/platforms.env", 4, "platform_token"),
+        fail("deploy/platforms.env", 5, "platform_token"),
+        fail("deploy/platforms.env", 6, "github_token"),
+        example("docs/aws.md", 4, "aws_access_key_id"),
+        example("docs/aws.md", 5, "aws_secret_access_key"),
+        fail("keys/deploy_key", 1, "private_key"),
+        fail("ops/kubeconfig.yaml", 10, "kubeconfig"),
+        fail("$GH_TOKEN", 0, "github_token"),
     ];
     expected.sort();
     let mut got = found.clone();
@@ -277,8 +238,7 @@ fn a_clean_workspace_passes_the_credentials_check() {
     );
     write(&ws, "README.md", "# A project\n\nRun `cargo run`.\n");
     docs_examples(&ws);
-    let (_, out, err) = doctor(&ws, &[], true);
-    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let report = doctor_json(&ws);
     let lines = control_lines(&report, 1);
     assert!(
         lines.iter().all(|l| l["level"] == "pass"),
@@ -333,8 +293,7 @@ fn a_symlink_to_a_credentials_file_outside_the_workspace_is_reported() {
     // The loop is not walked: nothing is reported under loop/.
     assert!(!out.contains("loop/"), "{out}");
 
-    let (_, out, err) = doctor(&ws, &[], true);
-    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let report = doctor_json(&ws);
     let fails: Vec<Value> = control_lines(&report, 1)
         .into_iter()
         .filter(|l| l["level"] == "fail")
@@ -381,17 +340,24 @@ fn moto_env(rig: &Rig, key: &str, secret: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// `airlock doctor --json` on `ws` against moto with the broker key (`key`, `secret`): the exit
+/// code, the report, and everything printed (stdout then stderr).
+fn doctor_against_moto(rig: &Rig, ws: &Path, key: &str, secret: &str) -> (i32, Value, String) {
+    let (code, out, err) = airlock(
+        &["doctor", "--dir", ws.to_str().unwrap(), "--json"],
+        &moto_env(rig, key, secret),
+    );
+    let report = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    (code, report, format!("{out}{err}"))
+}
+
 #[test]
 fn doctor_asks_moto_what_the_broker_can_do() {
     let rig = Rig::new(|t| t);
     let ws = rig.dir.path().join("project");
     write(&ws, "README.md", "# nothing secret here\n");
     let (k, s) = rig.moto.broker_key();
-    let (code, out, err) = airlock(
-        &["doctor", "--dir", ws.to_str().unwrap(), "--json"],
-        &moto_env(&rig, &k, &s),
-    );
-    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let (code, report, _) = doctor_against_moto(&rig, &ws, &k, &s);
     // The seeded log export bucket has no Object Lock: the only failing line.
     assert_eq!(
         code,
@@ -453,11 +419,7 @@ fn doctor_asks_moto_what_the_broker_can_do() {
     )
     .unwrap();
     assert_eq!(rig.sign_policy(&rig.owner, None).0, 0);
-    let (code, out, err) = airlock(
-        &["doctor", "--dir", ws.to_str().unwrap(), "--json"],
-        &moto_env(&rig, &k, &s),
-    );
-    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let (code, report, _) = doctor_against_moto(&rig, &ws, &k, &s);
     assert_eq!(
         code,
         0,
@@ -483,12 +445,8 @@ fn doctor_asks_moto_what_the_broker_can_do() {
             .as_str()
             .unwrap(),
     );
-    let (code, out, err) = airlock(
-        &["doctor", "--dir", ws.to_str().unwrap(), "--json"],
-        &moto_env(&rig, ik, is),
-    );
-    assert_eq!(code, 4, "{out}{err}");
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let (code, report, printed) = doctor_against_moto(&rig, &ws, ik, is);
+    assert_eq!(code, 4, "{printed}");
     let two = control_lines(&report, 2);
     assert!(
         two.iter().all(|l| l["level"] == "fail"
@@ -499,7 +457,7 @@ fn doctor_asks_moto_what_the_broker_can_do() {
             && l["fix"].as_str().unwrap().contains("sts:AssumeRole")),
         "{two:?}"
     );
-    assert!(!out.contains(is) && !err.contains(is));
+    assert!(!printed.contains(is));
 }
 
 /// Log levels are capped, never raised: with the broker's key in a shared credentials file,

@@ -29,7 +29,8 @@ use iam_rs::{
 use serde_json::{Value, json};
 
 use crate::queue_flow::{PASS, Rig, pty};
-use crate::util::{Moto, airlock, repo, run_demo_client, venv_bin};
+use crate::scope_proofs::arn_of;
+use crate::util::{Moto, airlock, call_outcomes, python_json, repo, run_demo_client};
 
 const ACCOUNT: &str = "123456789012";
 const BROKER: &str = "arn:aws:iam::123456789012:user/airlock-broker";
@@ -94,20 +95,6 @@ fn demo_documents(mfa: bool) -> BTreeMap<String, Document> {
         .into_iter()
         .map(|d| (d.file.clone(), d))
         .collect()
-}
-
-fn arn_of(action: &str, resource: &str, region: &str) -> Arn {
-    if resource == "*" {
-        Arn {
-            partition: "aws".into(),
-            service: action.split(':').next().unwrap().into(),
-            region: region.into(),
-            account_id: String::new(),
-            resource: "*".into(),
-        }
-    } else {
-        Arn::parse(resource).expect("a valid ARN")
-    }
 }
 
 /// iam-rs's decision for an identity policy (or several, as IAM combines them).
@@ -243,6 +230,28 @@ fn agent_roles_hold_exactly_the_enabled_read_actions() {
     );
 }
 
+/// The staging agent role's permissions that `airlock init` generates from policy `text`.
+fn staging_agent_document(c: &Catalogue, text: &str) -> Document {
+    let p = Policy::parse(&SourceFile::new("policy.toml", text), Some(c)).unwrap();
+    iam::documents(&p, c, &principals(false))
+        .unwrap()
+        .into_iter()
+        .find(|d| d.file == "agent-staging-permissions.json")
+        .unwrap()
+}
+
+/// iam-rs's decision: may the staging agent role, holding `staging`, read log events from
+/// `resource` in its region?
+fn staging_reads_logs(staging: &Document, resource: &str) -> Decision {
+    eval(
+        &[staging],
+        AGENT_STAGING,
+        "logs:FilterLogEvents",
+        resource,
+        "us-east-1",
+    )
+}
+
 /// A rule's `resources` reach the agent role where the tool's resource template can express
 /// them: an agent that rewrites policy.toml (or points serve at its own) to widen read_logs
 /// from /app/staging/* still cannot read another log group, because IAM refuses it.
@@ -261,13 +270,7 @@ fn agent_roles_hold_read_tools_to_the_rules_resources() {
         (group("/app/stagingX/api"), Decision::Deny),
         (group("/app/prod/api"), Decision::Deny),
     ] {
-        let got = eval(
-            &[staging],
-            AGENT_STAGING,
-            "logs:FilterLogEvents",
-            &resource,
-            "us-east-1",
-        );
+        let got = staging_reads_logs(staging, &resource);
         if want == Decision::Allow {
             assert_eq!(got, Decision::Allow, "FilterLogEvents on {resource}");
         } else {
@@ -292,25 +295,14 @@ tools = ["list_volumes"]
 resources = ["vol-0*"]
 decision = "allow"
 "#;
-    let p = Policy::parse(&SourceFile::new("policy.toml", text), Some(&c)).unwrap();
-    let docs = iam::documents(&p, &c, &principals(false)).unwrap();
-    let staging = docs
-        .iter()
-        .find(|d| d.file == "agent-staging-permissions.json")
-        .unwrap();
+    let staging = &staging_agent_document(&c, text);
     for (g, want) in [
         ("/app/staging/web", true),
         ("/shared/audit", true),
         ("/shared/audit2", false),
         ("/shared/other", false),
     ] {
-        let got = eval(
-            &[staging],
-            AGENT_STAGING,
-            "logs:FilterLogEvents",
-            &group(g),
-            "us-east-1",
-        );
+        let got = staging_reads_logs(staging, &group(g));
         assert_eq!(got == Decision::Allow, want, "FilterLogEvents on {g}");
     }
     assert_eq!(staging.notes.len(), 1, "{:?}", staging.notes);
@@ -321,20 +313,9 @@ decision = "allow"
         staging.notes[0]
     );
     let wide = text.replace("resources = [\"/app/staging/*\", \"/shared/audit\"]\n", "");
-    let p = Policy::parse(&SourceFile::new("policy.toml", wide), Some(&c)).unwrap();
-    let docs = iam::documents(&p, &c, &principals(false)).unwrap();
-    let staging = docs
-        .iter()
-        .find(|d| d.file == "agent-staging-permissions.json")
-        .unwrap();
+    let staging = &staging_agent_document(&c, &wide);
     assert_eq!(
-        eval(
-            &[staging],
-            AGENT_STAGING,
-            "logs:FilterLogEvents",
-            &group("/anything/at/all"),
-            "us-east-1"
-        ),
+        staging_reads_logs(staging, &group("/anything/at/all")),
         Decision::Allow,
         "a rule without resources allows every log group, and so does the role"
     );
@@ -1087,17 +1068,7 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
     ));
     let (stdout, stderr) = run_demo_client(&policy, &env);
     let r: Value = serde_json::from_str(&stdout).unwrap();
-    let outcome: Vec<(&str, bool)> = r["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["tool"].as_str().unwrap(),
-                c["is_error"].as_bool().unwrap(),
-            )
-        })
-        .collect();
+    let outcome = call_outcomes(&r);
     assert_eq!(
         outcome,
         [
@@ -1206,9 +1177,8 @@ fn generated_documents_keep_broker_agent_and_executor_apart_in_moto() {
     let seed = home.path().join("seed.json");
     std::fs::write(&seed, moto.seed.to_string()).unwrap();
     let vol = moto.volume("staging_web");
-    let out = Command::new(venv_bin("python"))
-        .arg(repo().join("tests/fixtures/apply_iam.py"))
-        .args([
+    let r = python_json(|c| {
+        c.arg(repo().join("tests/fixtures/apply_iam.py")).args([
             seed.to_str().unwrap(),
             dir.join("iam").to_str().unwrap(),
             "sandbox",
@@ -1216,14 +1186,7 @@ fn generated_documents_keep_broker_agent_and_executor_apart_in_moto() {
             "init-operator",
             &vol,
         ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    });
     for (check, want) in [
         ("broker_assumes_agent", "ok"),
         ("broker_assumes_executor", "AccessDenied"),

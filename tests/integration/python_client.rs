@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::mcp_stdio::assert_no_credentials;
 use crate::queue_flow::sign_policy_as_owner;
-use crate::util::{Moto, policy_with, run_demo_client};
+use crate::util::{BUILTIN_TOOLS, Moto, call_outcomes, policy_with, run_demo_client};
 
 #[test]
 fn the_python_sdk_sees_the_same_server() {
@@ -27,38 +27,9 @@ fn the_python_sdk_sees_the_same_server() {
     let r: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["server"]["name"], "airlock");
     assert_eq!(r["server"]["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(
-        r["tools"],
-        serde_json::json!([
-            "cancel_request",
-            "describe_access",
-            "get_bucket_protection",
-            "get_request",
-            "list_buckets",
-            "list_db_instances",
-            "list_db_snapshots",
-            "list_dynamodb_tables",
-            "list_ecs_clusters",
-            "list_log_groups",
-            "list_snapshots",
-            "list_volumes",
-            "read_logs",
-            "request_delete_db_instance",
-            "request_delete_log_group",
-            "request_delete_snapshot",
-            "request_delete_volume"
-        ])
-    );
+    assert_eq!(r["tools"], serde_json::json!(BUILTIN_TOOLS));
     let calls = r["calls"].as_array().unwrap();
-    let outcome: Vec<(&str, bool)> = calls
-        .iter()
-        .map(|c| {
-            (
-                c["tool"].as_str().unwrap(),
-                c["is_error"].as_bool().unwrap(),
-            )
-        })
-        .collect();
+    let outcome = call_outcomes(&r);
     assert_eq!(
         outcome,
         [

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::mcp_stdio::Server;
-use crate::util::{Moto, airlock, airlock_bin, policy_with, repo, venv_bin};
+use crate::util::{Moto, airlock, airlock_bin, policy_with, python, python_json, repo};
 
 pub const PASS: &str = "correct horse battery staple";
 
@@ -142,18 +142,11 @@ impl Rig {
 
     /// What boto3 sees (tests/fixtures/aws_view.py), independent of airlock.
     pub fn aws(&self, args: &[&str]) -> Value {
-        let out = Command::new(venv_bin("python"))
-            .arg(repo().join("tests/fixtures/aws_view.py"))
-            .arg(&self.seed_file)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        python_json(|c| {
+            c.arg(repo().join("tests/fixtures/aws_view.py"))
+                .arg(&self.seed_file)
+                .args(args)
+        })
     }
 
     pub fn volume_exists(&self, v: &str) -> bool {
@@ -852,19 +845,13 @@ async fn only_the_executor_credential_can_delete() {
 
 /// Run SQL against the queue file the way an agent with a shell could (Python's sqlite3).
 pub fn sql(db: &Path, statements: &str) -> String {
-    let out = Command::new(venv_bin("python"))
-        .args([
+    let out = python(|c| {
+        c.args([
             "-c",
             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); cur=c.cursor()\nfor s in sys.argv[2].split(';\\n'):\n  r=cur.execute(s).fetchall()\n  [print(x[0]) for x in r]\nc.commit()",
             db.to_str().unwrap(),
             statements,
         ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    });
+    String::from_utf8_lossy(&out).to_string()
 }

@@ -44,10 +44,10 @@ pub const DESTRUCTIVE: &[&str] = &[
     "sts:AssumeRole",
 ];
 
-/// iam-rs's decision for one request against a session policy document.
-pub fn eval(policy_json: &str, action: &str, resource: &str, region: &str) -> Decision {
-    let policy = IAMPolicy::from_json(policy_json).expect("a valid IAM policy");
-    let arn = if resource == "*" {
+/// The ARN a request for `action` names: `resource`, or for `*` (actions that name no
+/// resource) a wildcard ARN in the action's service and `region`.
+pub fn arn_of(action: &str, resource: &str, region: &str) -> Arn {
+    if resource == "*" {
         Arn {
             partition: "aws".into(),
             service: action.split(':').next().unwrap().into(),
@@ -57,7 +57,13 @@ pub fn eval(policy_json: &str, action: &str, resource: &str, region: &str) -> De
         }
     } else {
         Arn::parse(resource).expect("a valid ARN")
-    };
+    }
+}
+
+/// iam-rs's decision for one request against a session policy document.
+pub fn eval(policy_json: &str, action: &str, resource: &str, region: &str) -> Decision {
+    let policy = IAMPolicy::from_json(policy_json).expect("a valid IAM policy");
+    let arn = arn_of(action, resource, region);
     let ctx = Context::new().with_string("aws:RequestedRegion", region);
     let req = IAMRequest::new_with_context(
         Principal::Aws(PrincipalId::String(

@@ -23,6 +23,35 @@ fn agent_edit(t: &str) -> String {
     edited
 }
 
+/// The agent asks to delete another staging volume; serve refuses it as unsigned, saying `why`.
+async fn refused_as_unsigned(rig: &Rig, agent: &Server, why: &str) {
+    let v2 = rig.moto.volume("staging_web");
+    let refused = agent
+        .call(
+            "request_delete_volume",
+            json!({"environment": "staging", "volume_id": v2, "reason": "replaced"}),
+        )
+        .await;
+    assert_eq!(
+        refused.body["error"], "policy_not_signed",
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.body["message"].as_str().unwrap().contains(why),
+        "{}",
+        refused.text
+    );
+}
+
+/// One executor pass holds the due request `id` (exit 4, "{id} held"); returns what it printed.
+fn executor_holds(rig: &Rig, id: &str) -> String {
+    let (code, out, err) = rig.executor_once(&[]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(out.contains(&format!("{id} held")), "{out}");
+    out
+}
+
 fn status(rig: &Rig, trust: Option<&std::path::Path>) -> (i32, Value) {
     let mut env = rig.cli_env();
     if let Some(t) = trust {
@@ -60,9 +89,7 @@ async fn an_edited_policy_holds_due_requests_until_a_trusted_approver_signs_it()
         err.contains("airlock policy sign needs a terminal"),
         "{err}"
     );
-    let (code, out, err) = rig.executor_once(&[]);
-    assert_eq!(code, 4, "{out}{err}");
-    assert!(out.contains(&format!("{id} held")), "{out}");
+    let out = executor_holds(&rig, &id);
     assert!(
         out.contains("not signed by a trusted approver")
             && out.contains("changed since owner signed it")
@@ -204,9 +231,7 @@ async fn serve_refuses_destructive_requests_while_unsigned_and_read_tools_keep_w
         "{screen}"
     );
     rig.wait_until_due(&id);
-    let (code, out, err) = rig.executor_once(&[]);
-    assert_eq!(code, 4, "{out}{err}");
-    assert!(out.contains(&format!("{id} held")), "{out}");
+    executor_holds(&rig, &id);
     assert!(rig.volume_exists(&vol));
     assert_eq!(rig.sign_policy(&rig.owner, None).0, 0);
 
@@ -214,26 +239,7 @@ async fn serve_refuses_destructive_requests_while_unsigned_and_read_tools_keep_w
     // under a policy that is no longer the one on disk) and says to restart after signing.
     let text = std::fs::read_to_string(&rig.policy).unwrap();
     std::fs::write(&rig.policy, agent_edit(&text)).unwrap();
-    let v2 = rig.moto.volume("staging_web");
-    let refused = agent
-        .call(
-            "request_delete_volume",
-            json!({"environment": "staging", "volume_id": v2, "reason": "replaced"}),
-        )
-        .await;
-    assert_eq!(
-        refused.body["error"], "policy_not_signed",
-        "{}",
-        refused.text
-    );
-    assert!(
-        refused.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("changed on disk since this process loaded it"),
-        "{}",
-        refused.text
-    );
+    refused_as_unsigned(&rig, &agent, "changed on disk since this process loaded it").await;
     let list = agent
         .call("list_volumes", json!({"environment": "staging"}))
         .await;
@@ -386,9 +392,7 @@ async fn restoring_an_older_signed_policy_and_its_signature_is_a_refused_rollbac
     let (code, screen) = rig.approve(&id, &alice, &vol, PASS, None);
     assert_eq!(code, 0, "{screen}");
     rig.wait_until_due(&id);
-    let (code, out, err) = rig.executor_once(&[]);
-    assert_eq!(code, 4, "{out}{err}");
-    assert!(out.contains(&format!("{id} held")), "{out}");
+    let out = executor_holds(&rig, &id);
     assert!(
         out.contains("policy.toml was signed at")
             && out.contains("but a newer policy signed at")
@@ -398,26 +402,7 @@ async fn restoring_an_older_signed_policy_and_its_signature_is_a_refused_rollbac
     assert_eq!(rig.state(&id), "approved");
     assert!(rig.volume_exists(&vol));
     // serve (which loaded A, the file on disk now) refuses new destructive requests too.
-    let v2 = rig.moto.volume("staging_web");
-    let refused = agent
-        .call(
-            "request_delete_volume",
-            json!({"environment": "staging", "volume_id": v2, "reason": "replaced"}),
-        )
-        .await;
-    assert_eq!(
-        refused.body["error"], "policy_not_signed",
-        "{}",
-        refused.text
-    );
-    assert!(
-        refused.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("this is a rollback"),
-        "{}",
-        refused.text
-    );
+    refused_as_unsigned(&rig, &agent, "this is a rollback").await;
 
     let access = agent.call("describe_access", json!({})).await;
     assert_eq!(

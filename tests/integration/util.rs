@@ -11,6 +11,28 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The built-in tools, by name in catalogue order: the one list the integration tests pin
+/// (adding a built-in tool means adding it here).
+pub const BUILTIN_TOOLS: &[&str] = &[
+    "cancel_request",
+    "describe_access",
+    "get_bucket_protection",
+    "get_request",
+    "list_buckets",
+    "list_db_instances",
+    "list_db_snapshots",
+    "list_dynamodb_tables",
+    "list_ecs_clusters",
+    "list_log_groups",
+    "list_snapshots",
+    "list_volumes",
+    "read_logs",
+    "request_delete_db_instance",
+    "request_delete_log_group",
+    "request_delete_snapshot",
+    "request_delete_volume",
+];
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -226,6 +248,23 @@ pub fn policy_text_with_endpoint(url: &str) -> String {
         )
 }
 
+/// Run the venv's Python with the arguments `args` adds; it must succeed. Returns its stdout.
+pub fn python(args: impl FnOnce(&mut Command) -> &mut Command) -> Vec<u8> {
+    let mut cmd = Command::new(venv_bin("python"));
+    let out = args(&mut cmd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Run a Python script that prints one JSON document (see [`python`]); returns the document.
+pub fn python_json(args: impl FnOnce(&mut Command) -> &mut Command) -> Value {
+    serde_json::from_slice(&python(args)).unwrap()
+}
+
 /// Run scripts/demo_client.py (the official Python MCP SDK) in `--json` mode against the real
 /// binary with `policy`; it must succeed. Returns (stdout, stderr).
 pub fn run_demo_client(policy: &Path, env: &[(String, String)]) -> (String, String) {
@@ -241,4 +280,19 @@ pub fn run_demo_client(policy: &Path, env: &[(String, String)]) -> (String, Stri
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{stderr}");
     (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+}
+
+/// (tool, is_error) for each call the demo client's `--json` report `r` made, in order.
+pub fn call_outcomes(r: &Value) -> Vec<(&str, bool)> {
+    r["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["tool"].as_str().unwrap(),
+                c["is_error"].as_bool().unwrap(),
+            )
+        })
+        .collect()
 }
