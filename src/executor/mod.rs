@@ -842,26 +842,17 @@ impl Executor {
             return Ok(id);
         }
         let p = &env.partition;
-        let doc = self
-            .ec2(
-                env,
-                "CreateSnapshot",
-                vec![EBS_CREATE_SNAPSHOT.into()],
-                vec![
-                    req.resource_arn.clone(),
-                    format!("arn:{p}:ec2:{}::snapshot/*", env.region),
-                ],
-                json!({"VolumeId": req.resource_id, "Description": description}),
-                req,
-            )
-            .await
-            .map_err(|e| {
-                Refuse(format!(
-                    "the backup could not be started, so nothing was deleted: {e}"
-                ))
-            })?;
-        fault_point("after-backup-request");
-        snapshot_id(&doc, "CreateSnapshot")
+        let ask = SnapshotAsk {
+            action: "CreateSnapshot",
+            iam_action: EBS_CREATE_SNAPSHOT,
+            resources: vec![
+                req.resource_arn.clone(),
+                format!("arn:{p}:ec2:{}::snapshot/*", env.region),
+            ],
+            params: json!({"VolumeId": req.resource_id, "Description": description}),
+            failure: "the backup could not be started".into(),
+        };
+        self.request_snapshot(env, ask, req).await
     }
 
     /// The copy of EBS snapshot `snap_id` in `dest_env`'s region this request started before a
@@ -882,26 +873,40 @@ impl Executor {
         }
         let p = &env.partition;
         let dest = &dest_env.region;
+        let ask = SnapshotAsk {
+            action: "CopySnapshot",
+            iam_action: EBS_COPY_SNAPSHOT,
+            resources: vec![
+                format!("arn:{p}:ec2:{}::snapshot/{snap_id}", env.region),
+                format!("arn:{p}:ec2:{dest}::snapshot/*"),
+            ],
+            params: json!({"SourceRegion": env.region, "SourceSnapshotId": snap_id, "Description": description}),
+            failure: format!("the backup could not be copied to {dest}"),
+        };
+        self.request_snapshot(dest_env, ask, req).await
+    }
+
+    /// Sends `ask` to `env`'s region; returns the new snapshot's id. The request is not yet
+    /// recorded when it is accepted (the `after-backup-request` fault point).
+    async fn request_snapshot(
+        &self,
+        env: &Environment,
+        ask: SnapshotAsk,
+        req: &Request,
+    ) -> Result<String, Refuse> {
         let doc = self
             .ec2(
-                dest_env,
-                "CopySnapshot",
-                vec![EBS_COPY_SNAPSHOT.into()],
-                vec![
-                    format!("arn:{p}:ec2:{}::snapshot/{snap_id}", env.region),
-                    format!("arn:{p}:ec2:{dest}::snapshot/*"),
-                ],
-                json!({"SourceRegion": env.region, "SourceSnapshotId": snap_id, "Description": description}),
+                env,
+                ask.action,
+                vec![ask.iam_action.into()],
+                ask.resources,
+                ask.params,
                 req,
             )
             .await
-            .map_err(|e| {
-                Refuse(format!(
-                    "the backup could not be copied to {dest}, so nothing was deleted: {e}"
-                ))
-            })?;
+            .map_err(|e| Refuse(format!("{}, so nothing was deleted: {e}", ask.failure)))?;
         fault_point("after-backup-request");
-        snapshot_id(&doc, "CopySnapshot")
+        snapshot_id(&doc, ask.action)
     }
 
     /// This account's snapshot in `env`'s region with exactly this description (which names the
@@ -999,23 +1004,17 @@ impl Executor {
         }
         let p = &env.partition;
         let dest = &dest_env.region;
-        let doc = self
-            .ec2(
-                dest_env,
-                "CopySnapshot",
-                vec![EBS_COPY_SNAPSHOT.into()],
-                vec![req.resource_arn.clone(), format!("arn:{p}:ec2:{dest}::snapshot/*")],
-                json!({"SourceRegion": env.region, "SourceSnapshotId": src, "Description": description}),
-                req,
-            )
-            .await
-            .map_err(|e| {
-                Refuse(format!(
-                    "the snapshot could not be copied to {dest}, so nothing was deleted: {e}"
-                ))
-            })?;
-        fault_point("after-backup-request");
-        snapshot_id(&doc, "CopySnapshot")
+        let ask = SnapshotAsk {
+            action: "CopySnapshot",
+            iam_action: EBS_COPY_SNAPSHOT,
+            resources: vec![
+                req.resource_arn.clone(),
+                format!("arn:{p}:ec2:{dest}::snapshot/*"),
+            ],
+            params: json!({"SourceRegion": env.region, "SourceSnapshotId": src, "Description": description}),
+            failure: format!("the snapshot could not be copied to {dest}"),
+        };
+        self.request_snapshot(dest_env, ask, req).await
     }
 
     async fn rds(
@@ -1438,6 +1437,17 @@ enum SnapshotKind {
     Ebs,
     /// A final DB snapshot of an RDS instance (CreateDBSnapshot, CopyDBSnapshot).
     Rds,
+}
+
+/// An EBS snapshot request (CreateSnapshot or CopySnapshot) under a session policy of exactly
+/// `iam_action` on `resources`.
+struct SnapshotAsk {
+    action: &'static str,
+    iam_action: &'static str,
+    resources: Vec<String>,
+    params: Value,
+    /// What the refusal says when the request fails ("the backup could not be started").
+    failure: String,
 }
 
 /// Why a backup is refused where the policy requires isolation but names no backup region.
