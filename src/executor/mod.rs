@@ -43,6 +43,16 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30 * 60);
 /// How long to wait for a backup to complete.
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
 
+/// What one look at a backup in progress found.
+enum BackupState {
+    /// Finished: the backup can be relied on.
+    Done,
+    /// Ended without a usable backup, in this state.
+    Failed(String),
+    /// Still running.
+    Running,
+}
+
 /// Executor progress, in the order it happens.
 const PHASES: [&str; 5] = [
     "",
@@ -1180,9 +1190,8 @@ impl Executor {
                 id
             }
         };
-        let started = std::time::Instant::now();
-        let mut last = String::new();
-        loop {
+        let what = format!("export {task_id}");
+        self.wait_for(&what, async || {
             let doc = self
                 .logs(
                     env,
@@ -1193,36 +1202,20 @@ impl Executor {
                     req,
                 )
                 .await
-                .map_err(|e| Refuse(format!("could not follow export {task_id}: {e}")))?;
+                .map_err(|e| Refuse(format!("could not follow {what}: {e}")))?;
             let code = doc["exportTasks"][0]["status"]["code"]
                 .as_str()
                 .unwrap_or("unknown")
                 .to_ascii_uppercase();
-            let line = format!(
-                "{}: export {task_id} to s3://{bucket}/{prefix}: {code}",
-                req.id
-            );
-            if line != last {
-                self.say(line.clone());
-                last = line;
-            }
-            match code.as_str() {
-                "COMPLETED" => break,
-                "CANCELLED" | "FAILED" | "UNKNOWN" => {
-                    return Err(Refuse(format!(
-                        "export {task_id} is `{code}`; nothing was deleted"
-                    )));
-                }
-                _ => {}
-            }
-            if started.elapsed() > BACKUP_TIMEOUT {
-                return Err(Refuse(format!(
-                    "export {task_id} did not complete in {}; nothing was deleted",
-                    humantime::format_duration(BACKUP_TIMEOUT)
-                )));
-            }
-            tokio::time::sleep(self.poll).await;
-        }
+            let line = format!("{}: {what} to s3://{bucket}/{prefix}: {code}", req.id);
+            let progress = match code.as_str() {
+                "COMPLETED" => BackupState::Done,
+                "CANCELLED" | "FAILED" | "UNKNOWN" => BackupState::Failed(code),
+                _ => BackupState::Running,
+            };
+            Ok((line, progress))
+        })
+        .await?;
         self.phase(
             req,
             "backup_done",
@@ -1283,9 +1276,8 @@ impl Executor {
         name: &str,
         req: &Request,
     ) -> Result<(), Refuse> {
-        let started = std::time::Instant::now();
-        let mut last = String::new();
-        loop {
+        let what = format!("backup {name}");
+        self.wait_for(&what, async || {
             let doc = self
                 .rds(
                     env,
@@ -1296,32 +1288,21 @@ impl Executor {
                     req,
                 )
                 .await
-                .map_err(|e| Refuse(format!("could not follow backup {name}: {e}")))?;
+                .map_err(|e| Refuse(format!("could not follow {what}: {e}")))?;
             let snaps = &doc["DescribeDBSnapshotsResult"]["DBSnapshots"]["DBSnapshot"];
             let item = if snaps.is_array() { &snaps[0] } else { snaps };
             let status = item["Status"].as_str().unwrap_or("unknown").to_string();
-            let line = format!("{}: backup {name} in {}: {status}", req.id, env.region);
-            if line != last {
-                self.say(line.clone());
-                last = line;
-            }
-            match status.as_str() {
-                "available" => return Ok(()),
+            let line = format!("{}: {what} in {}: {status}", req.id, env.region);
+            let progress = match status.as_str() {
+                "available" => BackupState::Done,
                 "failed" | "error" | "incompatible-restore" | "unknown" => {
-                    return Err(Refuse(format!(
-                        "backup {name} is `{status}`; nothing was deleted"
-                    )));
+                    BackupState::Failed(status)
                 }
-                _ => {}
-            }
-            if started.elapsed() > BACKUP_TIMEOUT {
-                return Err(Refuse(format!(
-                    "backup {name} did not complete in {}; nothing was deleted",
-                    humantime::format_duration(BACKUP_TIMEOUT)
-                )));
-            }
-            tokio::time::sleep(self.poll).await;
-        }
+                _ => BackupState::Running,
+            };
+            Ok((line, progress))
+        })
+        .await
     }
 
     async fn wait_snapshot(
@@ -1330,9 +1311,8 @@ impl Executor {
         snap: &str,
         req: &Request,
     ) -> Result<(), Refuse> {
-        let started = std::time::Instant::now();
-        let mut last = String::new();
-        loop {
+        let what = format!("backup {snap}");
+        self.wait_for(&what, async || {
             let doc = self
                 .ec2(
                     env,
@@ -1343,30 +1323,47 @@ impl Executor {
                     req,
                 )
                 .await
-                .map_err(|e| Refuse(format!("could not follow backup {snap}: {e}")))?;
+                .map_err(|e| Refuse(format!("could not follow {what}: {e}")))?;
             let item = &doc["snapshotSet"][0];
             let status = item["status"].as_str().unwrap_or("unknown").to_string();
-            let progress = item["progress"].as_str().unwrap_or("").to_string();
-            let line = format!(
-                "{}: backup {snap} in {}: {status} {progress}",
-                req.id, env.region
-            );
+            let percent = item["progress"].as_str().unwrap_or("");
+            let line = format!("{}: {what} in {}: {status} {percent}", req.id, env.region);
+            let progress = match status.as_str() {
+                "completed" => BackupState::Done,
+                "error" | "recoverable" | "unknown" => BackupState::Failed(status),
+                _ => BackupState::Running,
+            };
+            Ok((line, progress))
+        })
+        .await
+    }
+
+    /// Follows a backup in progress: calls `look` every poll interval, says each new status
+    /// line, and returns once it is done. A backup that fails, or is not done within
+    /// BACKUP_TIMEOUT, refuses the request (nothing is deleted). `what` names it in messages.
+    async fn wait_for(
+        &self,
+        what: &str,
+        mut look: impl AsyncFnMut() -> Result<(String, BackupState), Refuse>,
+    ) -> Result<(), Refuse> {
+        let started = std::time::Instant::now();
+        let mut last = String::new();
+        loop {
+            let (line, progress) = look().await?;
             if line != last {
                 self.say(line.clone());
                 last = line;
             }
-            match status.as_str() {
-                "completed" => return Ok(()),
-                "error" | "recoverable" | "unknown" => {
-                    return Err(Refuse(format!(
-                        "backup {snap} is `{status}`; nothing was deleted"
-                    )));
+            match progress {
+                BackupState::Done => return Ok(()),
+                BackupState::Failed(status) => {
+                    return Err(Refuse(format!("{what} is `{status}`; nothing was deleted")));
                 }
-                _ => {}
+                BackupState::Running => {}
             }
             if started.elapsed() > BACKUP_TIMEOUT {
                 return Err(Refuse(format!(
-                    "backup {snap} did not complete in {}; nothing was deleted",
+                    "{what} did not complete in {}; nothing was deleted",
                     humantime::format_duration(BACKUP_TIMEOUT)
                 )));
             }
