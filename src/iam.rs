@@ -209,17 +209,8 @@ pub fn enabled(policy: &Policy, tool: &ToolSpec, env: &str) -> bool {
 /// account; every argument placeholder becomes `*` (the session policy of each call names the
 /// exact resource).
 pub fn fill_template(tmpl: &str, env: &Environment) -> String {
-    let mut out = String::with_capacity(tmpl.len() + 32);
-    let mut rest = tmpl;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let Some(j) = after.find('}') else {
-            out.push_str(&rest[i..]);
-            rest = "";
-            break;
-        };
-        match &after[..j] {
+    let filled = crate::scope::expand(tmpl, |name, out| {
+        match name {
             "partition" => out.push_str(&env.partition),
             "region" => out.push_str(&env.region),
             "account" => out.push_str(&env.account),
@@ -229,10 +220,10 @@ pub fn fill_template(tmpl: &str, env: &Environment) -> String {
                 }
             }
         }
-        rest = &after[j + 1..];
-    }
-    out.push_str(rest);
-    out
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let Ok(filled) = filled;
+    filled
 }
 
 /// `read_logs` -> `ReadLogs` (statement ids are letters and digits).

@@ -95,10 +95,12 @@ pub fn document(
     })
 }
 
-/// Fill `${partition}`, `${region}`, `${account}` and `${argument}` in an ARN template.
-/// Argument values were validated against their patterns; characters that would change an
-/// ARN's meaning are refused again here, so a lax pattern cannot widen a policy.
-pub fn fill_arn(tmpl: &str, env: &Environment, args: &Args) -> Result<String, ScopeError> {
+/// Walks a template: text outside `${...}` is copied as is, and each placeholder's name is handed
+/// to `fill`, which appends its value to the output so far. An unclosed `${` is copied as is.
+pub fn expand<E>(
+    tmpl: &str,
+    mut fill: impl FnMut(&str, &mut String) -> Result<(), E>,
+) -> Result<String, E> {
     let mut out = String::with_capacity(tmpl.len() + 32);
     let mut rest = tmpl;
     while let Some(i) = rest.find("${") {
@@ -109,11 +111,22 @@ pub fn fill_arn(tmpl: &str, env: &Environment, args: &Args) -> Result<String, Sc
             rest = "";
             break;
         };
-        let name = &after[..j];
+        fill(&after[..j], &mut out)?;
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Fill `${partition}`, `${region}`, `${account}` and `${argument}` in an ARN template.
+/// Argument values were validated against their patterns; characters that would change an
+/// ARN's meaning are refused again here, so a lax pattern cannot widen a policy.
+pub fn fill_arn(tmpl: &str, env: &Environment, args: &Args) -> Result<String, ScopeError> {
+    expand(tmpl, |name, out| {
         let value = match name {
-            "partition" => env.partition.clone(),
-            "region" => env.region.clone(),
-            "account" => env.account.clone(),
+            "partition" => &env.partition,
+            "region" => &env.region,
+            "account" => &env.account,
             arg => {
                 let v = args
                     .get(arg)
@@ -126,14 +139,12 @@ pub fn fill_arn(tmpl: &str, env: &Environment, args: &Args) -> Result<String, Sc
                 {
                     return Err(ScopeError::UnsafeValue(arg.to_string()));
                 }
-                v.to_string()
+                v
             }
         };
-        out.push_str(&value);
-        rest = &after[j + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+        out.push_str(value);
+        Ok(())
+    })
 }
 
 #[cfg(test)]
