@@ -42,11 +42,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
         }
         Err(errs) => {
             if a.json {
-                let list: Vec<_> = errs
-                    .0
-                    .iter()
-                    .map(|e| json!({"file": super::display(&e.path), "line": e.line, "col": e.col, "message": e.message}))
-                    .collect();
+                let list = super::errors_json(&errs);
                 println!("{}", json!({"ok": false, "errors": list}));
                 Ok(ExitCode::from(exit::CONFIG))
             } else {

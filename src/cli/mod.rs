@@ -231,6 +231,14 @@ pub const LOG_CAPS: &[(&str, tracing_subscriber::filter::LevelFilter)] = {
     ]
 };
 
+/// Configuration errors as JSON objects (`file`, `line`, `col`, `message`) for `--json` output.
+pub(crate) fn errors_json(errs: &airlock::source::SourceErrors) -> Vec<serde_json::Value> {
+    errs.0
+        .iter()
+        .map(|e| serde_json::json!({"file": display(&e.path), "line": e.line, "col": e.col, "message": e.message}))
+        .collect()
+}
+
 pub fn display(p: &Path) -> String {
     p.display().to_string()
 }
