@@ -15,7 +15,7 @@
 //!   on everything else and, by name, on delete-class verbs;
 //! - each **executor role**: the actions of the destructive tools the policy sends for approval,
 //!   the read tool it re-checks the resource with, and the backup steps
-//!   ([`crate::executor::backup_grants`]); trusted by the operator principal only, optionally
+//!   ([`crate::backup::grants`]); trusted by the operator principal only, optionally
 //!   with MFA;
 //! - the **operator** principal: `sts:AssumeRole` and `sts:SetSourceIdentity` on the executor
 //!   roles;
@@ -32,9 +32,9 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Value, json};
 
+use crate::backup::grants as backup_grants;
 use crate::catalogue::{Catalogue, Risk, ToolSpec};
-use crate::executor::backup_grants;
-use crate::policy::{Decision, Environment, Policy, Rule};
+use crate::policy::{Decision, Environment, Policy};
 
 /// Who may assume what.
 #[derive(Debug, Clone, Default)]
@@ -180,14 +180,6 @@ pub fn check_principal(what: &'static str, arn: &str) -> Result<(), IamError> {
     }
 }
 
-fn covers(rule: &Rule, tool: &str, env: &str) -> bool {
-    rule.tools.iter().any(|t| t == "*" || t == tool)
-        && rule
-            .environments
-            .as_ref()
-            .is_none_or(|es| es.iter().any(|e| e == "*" || e == env))
-}
-
 /// May some call of `tool` in `env` be allowed (or, for destructive tools, queued)? A deny rule
 /// without `resources` that covers it switches it off entirely.
 pub fn enabled(policy: &Policy, tool: &ToolSpec, env: &str) -> bool {
@@ -197,12 +189,12 @@ pub fn enabled(policy: &Policy, tool: &ToolSpec, env: &str) -> bool {
         Decision::Allow
     };
     let off = policy.rules.iter().any(|r| {
-        r.decision == Decision::Deny && r.resources.is_none() && covers(r, &tool.name, env)
+        r.decision == Decision::Deny && r.resources.is_none() && r.covers(&tool.name, env)
     });
     !off && policy
         .rules
         .iter()
-        .any(|r| r.decision == want && covers(r, &tool.name, env))
+        .any(|r| r.decision == want && r.covers(&tool.name, env))
 }
 
 /// Fill a resource template for a role's permissions: the environment's partition, region and
@@ -295,7 +287,7 @@ fn tool_statement(
 fn rule_globs(policy: &Policy, tool: &str, env: &str) -> Option<Vec<String>> {
     let mut out = BTreeSet::new();
     for r in &policy.rules {
-        if r.decision == Decision::Deny || !covers(r, tool, env) {
+        if r.decision == Decision::Deny || !r.covers(tool, env) {
             continue;
         }
         match &r.resources {

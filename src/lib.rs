@@ -11,6 +11,7 @@
 
 pub mod approval;
 pub mod aws;
+pub mod backup;
 pub mod catalogue;
 pub mod credentials;
 pub mod doctor;
@@ -24,3 +25,7 @@ pub mod redact;
 pub mod scope;
 pub mod source;
 pub mod timefmt;
+
+/// A boxed future, for the traits whose implementations are chosen at run time (the credential
+/// broker, the AWS caller).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

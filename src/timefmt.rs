@@ -9,6 +9,23 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     })
 }
 
+/// Where "now" comes from for the parts whose decisions depend on it (the executor's due
+/// times and leases): the system clock, or a clock a test moves by hand.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     SystemTime::now()

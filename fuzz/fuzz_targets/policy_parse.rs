@@ -3,7 +3,7 @@
 //! described (`describe_access`) for every tool and environment without panicking.
 #![no_main]
 
-use airlock::mcp::access::describe;
+use airlock::policy::access::describe;
 use airlock::policy::{CallFacts, Policy};
 use airlock::source::SourceFile;
 use airlock_fuzz::catalogue;

@@ -12,6 +12,7 @@ use super::protocol::{
 };
 use super::sign::sign_request;
 use super::{AwsError, endpoint};
+use crate::BoxFuture;
 use crate::catalogue::args::Args;
 use crate::catalogue::{AwsSpec, Protocol};
 use crate::policy::Environment;
@@ -29,6 +30,41 @@ pub struct Fetched {
     pub pages: u32,
     /// More pages existed than the tool's `max_pages` allows.
     pub more_pages: bool,
+}
+
+/// Sends a tool's AWS requests. The real one is [`HttpCaller`] (SigV4 over reqwest); the
+/// trait lets the engine and the executor be driven in-process by a fake endpoint in tests.
+pub trait AwsCaller: Send + Sync {
+    fn fetch<'a>(
+        &'a self,
+        spec: &'a AwsSpec,
+        items_path: Option<&'a str>,
+        env: &'a Environment,
+        args: &'a Args,
+        creds: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Fetched, AwsError>>;
+}
+
+/// [`fetch`] over one HTTP client, built on first use: building it loads the TLS root
+/// certificates (hundreds of files), which would otherwise sit between spawn and the
+/// `initialize` answer.
+#[derive(Default)]
+pub struct HttpCaller {
+    client: std::sync::OnceLock<reqwest::Client>,
+}
+
+impl AwsCaller for HttpCaller {
+    fn fetch<'a>(
+        &'a self,
+        spec: &'a AwsSpec,
+        items_path: Option<&'a str>,
+        env: &'a Environment,
+        args: &'a Args,
+        creds: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Fetched, AwsError>> {
+        let http = self.client.get_or_init(http_client);
+        Box::pin(fetch(http, spec, items_path, env, args, creds))
+    }
 }
 
 /// A shared HTTP client: rustls, short connect timeout, bounded request time.

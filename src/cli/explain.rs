@@ -41,7 +41,7 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         c.catalogue.clone(),
         Arc::new(StsBroker::new(c.policy.session_duration)),
     );
-    match engine.plan(&a.tool, &input) {
+    match engine.try_plan(&a.tool, &input) {
         Ok((_, plan)) => {
             let code = match plan.verdict.decision {
                 Decision::Allow => ExitCode::SUCCESS,

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use airlock::executor::BackupPlan;
-use airlock::queue::view::{countdown, view};
+use airlock::backup::BackupPlan;
+use airlock::queue::view::{RequestView, countdown, view};
 use airlock::queue::{Queue, QueueError, State};
 use airlock::timefmt::{format_ms, now_ms};
 use clap::{Args, Subcommand};
@@ -167,12 +167,13 @@ pub fn run(c: RequestsCommand) -> anyhow::Result<ExitCode> {
                 let now = now_ms();
                 q.expire_due(now).await?;
                 let r = q.get(&a.id).await.map_err(refused)?;
-                let mut v = view(&r, &q.approvals(&r.id).await?, now);
+                let v = view(&r, &q.approvals(&r.id).await?, now);
                 if a.json {
-                    if let (Ok(p), Some(m)) = (backup_plan(&v, &a.at.config), v.as_object_mut()) {
+                    let mut j = serde_json::to_value(&v)?;
+                    if let (Ok(p), Some(m)) = (backup_plan(&v, &a.at.config), j.as_object_mut()) {
                         m.insert("backup_plan".into(), serde_json::to_value(p)?);
                     }
-                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    println!("{}", serde_json::to_string_pretty(&j)?);
                 } else {
                     print!("{}", describe(&v, &a.at.config));
                 }
@@ -183,27 +184,16 @@ pub fn run(c: RequestsCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// A request for a person: what will happen, to what, when.
-pub fn describe(v: &Value, config: &ConfigArgs) -> String {
-    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+pub fn describe(v: &RequestView, config: &ConfigArgs) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
-        "request     {}  ({})\n",
-        s("request_id"),
-        s("state")
-    ));
-    out.push_str(&format!(
-        "action      {} on {}\n",
-        s("tool"),
-        s("resource_id")
-    ));
+    out.push_str(&format!("request     {}  ({})\n", v.request_id, v.state));
+    out.push_str(&format!("action      {} on {}\n", v.tool, v.resource_id));
     out.push_str(&format!(
         "where       environment {} = account {}, region {}\n",
-        s("environment"),
-        s("account"),
-        s("region")
+        v.environment, v.account, v.region
     ));
-    out.push_str(&format!("resource    {}\n", s("resource_arn")));
-    let res = &v["resource"];
+    out.push_str(&format!("resource    {}\n", v.resource_arn));
+    let res = &v.resource;
     if let Some(fields) = res.as_object().filter(|o| !o.contains_key("attachments")) {
         // Any resource but a volume: what the describe tool showed, field by field.
         let shown: Vec<String> = fields
@@ -236,13 +226,10 @@ pub fn describe(v: &Value, config: &ConfigArgs) -> String {
             res["tags"]
         ));
     }
-    out.push_str(&format!("reason      {}\n", s("reason")));
+    out.push_str(&format!("reason      {}\n", v.reason));
     out.push_str(&format!(
         "asked by    {} {} (session {}) at {}\n",
-        v["requested_by"]["client"].as_str().unwrap_or("?"),
-        v["requested_by"]["client_version"].as_str().unwrap_or(""),
-        v["requested_by"]["session"].as_str().unwrap_or("?"),
-        s("created_at")
+        v.requested_by.client, v.requested_by.client_version, v.requested_by.session, v.created_at
     ));
     let backup = match backup_plan(v, config) {
         Ok(p) => p.for_person(),
@@ -251,42 +238,40 @@ pub fn describe(v: &Value, config: &ConfigArgs) -> String {
     out.push_str(&format!("backup      {backup}\n"));
     out.push_str(&format!(
         "approvals   {} of {} ({}), cooldown {}\n",
-        v["approvals"].as_array().map_or(0, |a| a.len()),
-        v["approvals_required"],
-        s("rule"),
-        s("cooldown")
+        v.approvals.len(),
+        v.approvals_required,
+        v.rule,
+        v.cooldown
     ));
-    for a in v["approvals"].as_array().into_iter().flatten() {
+    for a in &v.approvals {
         out.push_str(&format!(
             "            - {} at {}\n",
-            a["approver"].as_str().unwrap_or("?"),
-            a["approved_at"].as_str().unwrap_or("?")
+            a.approver, a.approved_at
         ));
     }
-    if let Some(d) = v["due_in"].as_str() {
+    if let Some(d) = &v.due_in {
         out.push_str(&format!(
             "runs in     {d} (at {}); cancel before then with `airlock cancel {}`\n",
-            s("not_before"),
-            s("request_id")
+            v.not_before.as_deref().unwrap_or("-"),
+            v.request_id
         ));
     }
-    if let Some(o) = v.get("outcome") {
+    if let Some(o) = &v.outcome {
         out.push_str(&format!("outcome     {o}\n"));
     }
-    out.push_str(&format!("call hash   {}\n", s("call_hash")));
-    out.push_str(&format!("next        {}\n", s("next")));
+    out.push_str(&format!("call hash   {}\n", v.call_hash));
+    out.push_str(&format!("next        {}\n", v.next));
     out
 }
 
 /// The backup the executor will take for this request, from the tool's declared `[backup]` and
 /// the environment in the policy (or why that cannot be said).
-fn backup_plan(v: &Value, config: &ConfigArgs) -> Result<BackupPlan, &'static str> {
+fn backup_plan(v: &RequestView, config: &ConfigArgs) -> Result<BackupPlan, &'static str> {
     let c = config.load().map_err(|_| "unknown (policy not readable)")?;
-    let s = |k: &str| v[k].as_str().unwrap_or_default();
-    let env = c.policy.environments.get(s("environment"));
-    let tool = c.catalogue.get(s("tool"));
+    let env = c.policy.environments.get(&v.environment);
+    let tool = c.catalogue.get(&v.tool);
     match (tool, env) {
-        (Some(t), Some(e)) => airlock::executor::backup_plan(t, e, s("request_id"))
+        (Some(t), Some(e)) => airlock::backup::plan(t, e, &v.request_id)
             .ok_or("unknown (the tool declares no backup)"),
         _ => Err("unknown (policy or tool not found)"),
     }

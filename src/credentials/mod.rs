@@ -9,8 +9,6 @@
 //! returned or written.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -40,19 +38,44 @@ pub enum CredentialError {
     },
     #[error("STS returned no credentials for {0}")]
     Empty(String),
+    #[error("environment `{0}` has no executor_role, so nothing can run there as the executor")]
+    NoExecutorRole(String),
+}
+
+/// Whose role a credential is for. The agent role is what `airlock serve` assumes for the
+/// agent's calls; the executor role is what `airlock executor` assumes to back up and act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Agent,
+    Executor,
+}
+
+impl Role {
+    /// The role ARN and the base-credential profile this role is assumed with in `env`.
+    pub fn of(self, env: &Environment) -> Result<(&str, Option<&str>), CredentialError> {
+        match self {
+            Role::Agent => Ok((env.agent_role.as_str(), env.profile.as_deref())),
+            Role::Executor => env
+                .executor_role
+                .as_deref()
+                .map(|r| (r, env.executor_profile.as_deref()))
+                .ok_or_else(|| CredentialError::NoExecutorRole(env.name.clone())),
+        }
+    }
 }
 
 /// One call's request for credentials.
 #[derive(Debug, Clone, Copy)]
 pub struct ScopeRequest<'a> {
     pub env: &'a Environment,
+    pub role: Role,
     pub policy: &'a SessionPolicy,
     pub tool: &'a str,
     /// Names the agent session in CloudTrail (`SourceIdentity`).
     pub source_identity: &'a str,
 }
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// Mints credentials for a scope. The real one is [`StsBroker`]; the trait lets the engine be
 /// driven by other brokers (a shared credential service, a test double for pure unit tests).
@@ -75,13 +98,15 @@ struct CacheKey {
 }
 
 type Slot = Arc<Mutex<Option<Credentials>>>;
+type StsClient = Arc<OnceCell<aws_sdk_sts::Client>>;
 
 /// AssumeRole through aws-sdk-sts, with the base credential from the standard AWS chain or a
 /// named profile.
 pub struct StsBroker {
     duration: Duration,
     base: Option<Credentials>,
-    clients: Mutex<HashMap<String, Arc<OnceCell<aws_sdk_sts::Client>>>>,
+    /// One STS client per (environment, base-credential profile).
+    clients: Mutex<HashMap<(String, Option<String>), StsClient>>,
     cache: std::sync::Mutex<HashMap<CacheKey, Slot>>,
     calls: AtomicU64,
     counter: AtomicU64,
@@ -109,17 +134,20 @@ impl StsBroker {
         }
     }
 
-    async fn client(&self, env: &Environment) -> aws_sdk_sts::Client {
+    /// The STS client for `env` with the base credential of `profile` (one per pair).
+    async fn client(&self, env: &Environment, profile: Option<&str>) -> aws_sdk_sts::Client {
         let cell = {
             let mut m = self.clients.lock().await;
-            m.entry(env.name.clone()).or_default().clone()
+            m.entry((env.name.clone(), profile.map(str::to_string)))
+                .or_default()
+                .clone()
         };
         cell.get_or_init(|| async {
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .region(aws_config::Region::new(env.region.clone()));
             if let Some(base) = &self.base {
                 loader = loader.credentials_provider(base.clone());
-            } else if let Some(p) = &env.profile {
+            } else if let Some(p) = profile {
                 loader = loader.profile_name(p);
             }
             if let Some(url) = endpoint::override_for("sts", env) {
@@ -162,12 +190,13 @@ impl StsBroker {
     }
 
     async fn assume(&self, req: ScopeRequest<'_>) -> Result<Credentials, CredentialError> {
-        let client = self.client(req.env).await;
+        let (role, profile) = req.role.of(req.env)?;
+        let client = self.client(req.env, profile).await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let session = self.session_name(req.tool);
         tracing::info!(
             env = %req.env.name,
-            role = %req.env.agent_role,
+            role = %role,
             policy_hash = %req.policy.hash,
             session = %session,
             "AssumeRole with a per-call session policy"
@@ -176,7 +205,7 @@ impl StsBroker {
         tracing::debug!(session = %session, policy = %req.policy.json, "session policy");
         let out = client
             .assume_role()
-            .role_arn(&req.env.agent_role)
+            .role_arn(role)
             .role_session_name(session)
             .policy(&req.policy.json)
             .duration_seconds(self.duration.as_secs() as i32)
@@ -196,7 +225,7 @@ impl StsBroker {
                     }
                 } else {
                     CredentialError::AssumeRole {
-                        role: req.env.agent_role.clone(),
+                        role: role.to_string(),
                         code,
                         message,
                     }
@@ -204,7 +233,7 @@ impl StsBroker {
             })?;
         let c = out
             .credentials()
-            .ok_or_else(|| CredentialError::Empty(req.env.agent_role.clone()))?;
+            .ok_or_else(|| CredentialError::Empty(role.to_string()))?;
         let expiry = SystemTime::try_from(*c.expiration()).ok();
         Ok(Credentials::new(
             c.access_key_id(),
@@ -227,10 +256,11 @@ impl CredentialBroker for StsBroker {
         req: ScopeRequest<'a>,
     ) -> BoxFuture<'a, Result<Credentials, CredentialError>> {
         Box::pin(async move {
+            let (role, profile) = req.role.of(req.env)?;
             let key = CacheKey {
                 env: req.env.name.clone(),
-                role: req.env.agent_role.clone(),
-                profile: req.env.profile.clone(),
+                role: role.to_string(),
+                profile: profile.map(str::to_string),
                 policy_hash: req.policy.hash.clone(),
             };
             let slot = self.slot(key);

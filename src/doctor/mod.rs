@@ -419,7 +419,7 @@ fn inside(workspace: &Path, p: &Path) -> bool {
 
 async fn executor(i: &Inputs, policy: &Policy) -> Vec<Line> {
     let mut out = Vec::new();
-    let execs: Vec<&Environment> = policy
+    let execs: Vec<&Arc<Environment>> = policy
         .environments
         .values()
         .filter(|e| e.executor_role.is_some())

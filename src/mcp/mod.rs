@@ -5,15 +5,14 @@
 //!
 //! stdout belongs to the protocol: nothing in this module prints.
 
-pub mod access;
 pub mod transport;
+pub mod wire;
 
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-    ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
@@ -145,15 +144,7 @@ impl ServerHandler for AirlockServer {
             .await
             .map_err(|_| ErrorData::internal_error("shutting down", None))?;
         let answer = self.engine.call(&request.name, &args, &ctx).await;
-        tracing::info!(tool = %request.name, is_error = answer.is_error, client = %ctx.client_name, "tool call");
-        // Compact: the model reads JSON as well either way, and this is on every call.
-        let text = serde_json::to_string(&answer.body).unwrap_or_default();
-        let mut result = if answer.is_error {
-            CallToolResult::error(vec![ContentBlock::text(text)])
-        } else {
-            CallToolResult::success(vec![ContentBlock::text(text)])
-        };
-        result.structured_content = Some(answer.body);
-        Ok(result.into())
+        tracing::info!(tool = %request.name, is_error = answer.is_err(), client = %ctx.client_name, "tool call");
+        Ok(wire::tool_result(&answer).into())
     }
 }

@@ -8,11 +8,13 @@
 //! Decision order, as in IAM: a matching `deny` wins, then `approve`, then `allow`; a call no
 //! rule matches is denied. Protected resources are refused before rules are read.
 
+pub mod access;
 pub mod raw;
 pub mod signature;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -29,7 +31,7 @@ const MAX_SESSION: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub environments: BTreeMap<String, Environment>,
+    pub environments: BTreeMap<String, Arc<Environment>>,
     pub protected_ids: Vec<String>,
     pub protected_tags: Vec<(String, String)>,
     pub rules: Vec<Rule>,
@@ -98,12 +100,16 @@ impl Rule {
         format!("rule #{} (policy.toml line {})", self.index, self.line)
     }
 
+    /// Does this rule speak about `tool` in environment `env` (whatever its resources)?
+    pub fn covers(&self, tool: &str, env: &str) -> bool {
+        names_match(&self.tools, tool)
+            && self
+                .environments
+                .as_ref()
+                .is_none_or(|es| names_match(es, env))
+    }
+
     fn matches(&self, tool: &str, env: &str, resources: &[String]) -> bool {
-        let tool_ok = self.tools.iter().any(|t| t == "*" || t == tool);
-        let env_ok = self
-            .environments
-            .as_ref()
-            .is_none_or(|es| es.iter().any(|e| e == "*" || e == env));
         // A rule scoped to resources matches only calls whose every resource fits it.
         let res_ok = match &self.resources {
             None => true,
@@ -114,8 +120,14 @@ impl Rule {
                         .all(|r| globs.iter().any(|g| g.is_match(r)))
             }
         };
-        tool_ok && env_ok && res_ok
+        self.covers(tool, env) && res_ok
     }
+}
+
+/// The one rule for the name lists of a policy (a rule's `tools` and `environments`): a name
+/// matches the list when the list holds it or holds `"*"`.
+pub fn names_match(list: &[String], name: &str) -> bool {
+    list.iter().any(|n| n == "*" || n == name)
 }
 
 /// A `*` glob over a resource id.
@@ -336,7 +348,7 @@ impl Policy {
             }
             environments.insert(
                 n.clone(),
-                Environment {
+                Arc::new(Environment {
                     name: n.clone(),
                     account: account.clone(),
                     region: region.clone(),
@@ -350,7 +362,7 @@ impl Policy {
                     backup_region,
                     require_isolated_backup: e.require_isolated_backup,
                     log_export_bucket,
-                },
+                }),
             );
         }
 

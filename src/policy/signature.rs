@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::approval::trust::TrustFile;
 use crate::approval::{ApproverKey, PublicKey, verify_message};
 use crate::catalogue::{Catalogue, Handler, ToolSpec};
-use crate::policy::{Decision, Policy};
+use crate::policy::{Decision, Policy, names_match};
 use crate::timefmt::format_ms;
 
 const MANIFEST_HEADER: &str = "airlock-policy-manifest-v1";
@@ -52,9 +52,10 @@ pub fn enabled_tools<'a>(policy: &Policy, catalogue: &'a Catalogue) -> Vec<&'a A
         .tools()
         .filter(|t| {
             !matches!(t.handler, Handler::Aws(_))
-                || policy.rules.iter().any(|r| {
-                    r.decision != Decision::Deny && r.tools.iter().any(|n| n == "*" || *n == t.name)
-                })
+                || policy
+                    .rules
+                    .iter()
+                    .any(|r| r.decision != Decision::Deny && names_match(&r.tools, &t.name))
         })
         .collect()
 }

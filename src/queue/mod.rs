@@ -76,6 +76,52 @@ impl std::fmt::Display for State {
     }
 }
 
+/// How far the executor got with a request, in the order it happens. Recorded as it goes, so
+/// a restart resumes after the last phase instead of repeating it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Claimed, nothing done yet.
+    Start,
+    /// The backup (snapshot, export) was requested; its id is recorded.
+    BackupStarted,
+    /// The copy of the backup in the backup region was requested.
+    BackupCopyStarted,
+    /// The backup (and its copy) completed.
+    BackupDone,
+    /// The action itself was sent.
+    DeleteSent,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [
+        Phase::Start,
+        Phase::BackupStarted,
+        Phase::BackupCopyStarted,
+        Phase::BackupDone,
+        Phase::DeleteSent,
+    ];
+
+    /// As stored (the start is the empty string).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Start => "",
+            Phase::BackupStarted => "backup_started",
+            Phase::BackupCopyStarted => "backup_copy_started",
+            Phase::BackupDone => "backup_done",
+            Phase::DeleteSent => "delete_sent",
+        }
+    }
+
+    /// An unknown stored value reads as the start: the executor then re-checks everything.
+    pub fn parse(s: &str) -> Phase {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .unwrap_or(Phase::Start)
+    }
+}
+
 /// One request, as stored.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct Request {
@@ -114,6 +160,11 @@ pub struct Request {
 impl Request {
     pub fn state(&self) -> Option<State> {
         State::parse(&self.state)
+    }
+
+    /// How far the executor got.
+    pub fn phase(&self) -> Phase {
+        Phase::parse(&self.phase)
     }
 
     /// The stored call, parsed.

@@ -1,6 +1,7 @@
 //! How a request is shown to the agent (`get_request`) and to people (`airlock requests`).
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{Approval, Request};
 use crate::timefmt::format_ms;
@@ -19,61 +20,116 @@ pub fn countdown(ms: i64) -> String {
     }
 }
 
-/// A request as JSON, with its approvals and what happens next.
-pub fn view(r: &Request, approvals: &[Approval], now: i64) -> Value {
+/// A request with its approvals and what happens next.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestView {
+    pub request_id: String,
+    pub state: String,
+    pub tool: String,
+    pub environment: String,
+    pub account: String,
+    pub region: String,
+    pub resource_id: String,
+    pub resource_arn: String,
+    pub arguments: Value,
+    pub reason: String,
+    pub requested_by: RequestedBy,
+    pub created_at: String,
+    pub expires_at: String,
+    pub rule: String,
+    pub approvals_required: i64,
+    pub approvals: Vec<ApprovalView>,
+    pub cooldown: String,
+    /// The resource as airlock saw it when the request was made.
+    pub resource: Value,
+    pub call_hash: String,
+    pub policy_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_in: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupIds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Value>,
+    pub next: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestedBy {
+    pub client: String,
+    pub client_version: String,
+    pub session: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalView {
+    pub approver: String,
+    pub public_key: String,
+    pub approved_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupIds {
+    pub snapshot_id: Option<String>,
+    pub copy_snapshot_id: Option<String>,
+}
+
+/// A request, with its approvals and what happens next.
+pub fn view(r: &Request, approvals: &[Approval], now: i64) -> RequestView {
     let resource: Value = serde_json::from_str(&r.resource_json).unwrap_or(Value::Null);
-    let outcome: Value = r
+    let outcome = r
         .outcome
         .as_deref()
-        .and_then(|o| serde_json::from_str(o).ok())
-        .unwrap_or(Value::Null);
-    let args: Value = r.call().map(|c| c.arguments).unwrap_or(Value::Null);
-    let mut v = json!({
-        "request_id": r.id,
-        "state": r.state,
-        "tool": r.tool,
-        "environment": r.environment,
-        "account": r.account,
-        "region": r.region,
-        "resource_id": r.resource_id,
-        "resource_arn": r.resource_arn,
-        "arguments": args,
-        "reason": r.reason,
-        "requested_by": {"client": r.client_name, "client_version": r.client_version, "session": r.session_id},
-        "created_at": format_ms(r.created_at),
-        "expires_at": format_ms(r.expires_at),
-        "rule": r.rule,
-        "approvals_required": r.approvers_required,
-        "approvals": approvals.iter().map(|a| json!({"approver": a.approver, "public_key": a.public_key, "approved_at": format_ms(a.approved_at)})).collect::<Vec<_>>(),
-        "cooldown": countdown(r.cooldown_ms),
-        "resource": resource,
-        "call_hash": r.call_hash,
-        "policy_hash": r.policy_hash,
-    });
-    let m = v.as_object_mut().expect("object");
-    if let Some(nb) = r.not_before {
-        m.insert("not_before".into(), json!(format_ms(nb)));
-        if r.state == "approved" {
-            m.insert("due_in".into(), json!(countdown(nb - now)));
-        }
+        .and_then(|o| serde_json::from_str::<Value>(o).ok())
+        .filter(|o| !o.is_null());
+    RequestView {
+        request_id: r.id.clone(),
+        state: r.state.clone(),
+        tool: r.tool.clone(),
+        environment: r.environment.clone(),
+        account: r.account.clone(),
+        region: r.region.clone(),
+        resource_id: r.resource_id.clone(),
+        resource_arn: r.resource_arn.clone(),
+        arguments: r.call().map(|c| c.arguments).unwrap_or(Value::Null),
+        reason: r.reason.clone(),
+        requested_by: RequestedBy {
+            client: r.client_name.clone(),
+            client_version: r.client_version.clone(),
+            session: r.session_id.clone(),
+        },
+        created_at: format_ms(r.created_at),
+        expires_at: format_ms(r.expires_at),
+        rule: r.rule.clone(),
+        approvals_required: r.approvers_required,
+        approvals: approvals
+            .iter()
+            .map(|a| ApprovalView {
+                approver: a.approver.clone(),
+                public_key: a.public_key.clone(),
+                approved_at: format_ms(a.approved_at),
+            })
+            .collect(),
+        cooldown: countdown(r.cooldown_ms),
+        resource,
+        call_hash: r.call_hash.clone(),
+        policy_hash: r.policy_hash.clone(),
+        not_before: r.not_before.map(format_ms),
+        due_in: r
+            .not_before
+            .filter(|_| r.state == "approved")
+            .map(|nb| countdown(nb - now)),
+        expires_in: (r.state == "pending").then(|| countdown(r.expires_at - now)),
+        backup: (r.backup_id.is_some() || r.backup_copy_id.is_some()).then(|| BackupIds {
+            snapshot_id: r.backup_id.clone(),
+            copy_snapshot_id: r.backup_copy_id.clone(),
+        }),
+        outcome,
+        next: next_step(r, approvals.len() as i64, now),
     }
-    if r.state == "pending" {
-        m.insert("expires_in".into(), json!(countdown(r.expires_at - now)));
-    }
-    if r.backup_id.is_some() || r.backup_copy_id.is_some() {
-        m.insert(
-            "backup".into(),
-            json!({"snapshot_id": r.backup_id, "copy_snapshot_id": r.backup_copy_id}),
-        );
-    }
-    if !outcome.is_null() {
-        m.insert("outcome".into(), outcome);
-    }
-    m.insert(
-        "next".into(),
-        json!(next_step(r, approvals.len() as i64, now)),
-    );
-    v
 }
 
 /// Why the executor holds an approved request, if it does.
