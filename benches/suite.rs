@@ -18,6 +18,7 @@ use airlock::catalogue::{Catalogue, args};
 use airlock::credentials::{CredentialBroker, Role, ScopeRequest, StsBroker};
 use airlock::engine::{CallContext, Engine};
 use airlock::policy::Policy;
+use airlock::queue::sqlite::SqliteStore;
 use airlock::queue::{Approval, Call, ClaimOwner, NewRequest, Queue};
 use airlock::redact::Redactor;
 use airlock::scope;
@@ -435,7 +436,12 @@ async fn main() {
     // 4. Queue throughput on a SQLite file.
     {
         let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(&dir.path().join("bench.db")).await.unwrap();
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("bench.db"))
+                .await
+                .unwrap(),
+        );
+        let queue = Queue::over(store.clone(), "bench.db".into());
         let req = |i: usize| NewRequest {
             call: Call {
                 tool: "request_delete_volume".into(),
@@ -466,16 +472,12 @@ async fn main() {
         // The floor under that figure: empty write transactions through the same pool.
         let t = Instant::now();
         for _ in 0..single {
-            let tx = queue.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
-            tx.commit().await.unwrap();
+            store.empty_write().await.unwrap();
         }
         let empty_rate = single as f64 / t.elapsed().as_secs_f64();
         let t = Instant::now();
         for i in 0..single {
-            sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(queue.pool())
-                .await
-                .unwrap();
+            store.chain_head().await.unwrap();
             std::hint::black_box(i);
         }
         let select_rate = single as f64 / t.elapsed().as_secs_f64();

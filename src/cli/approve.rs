@@ -164,7 +164,7 @@ pub fn run(a: ApproveArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let r = q.get(&a.id).await.map_err(|e| refuse(e.to_string()))?;
-        if r.state() != Some(State::Pending) {
+        if r.state != State::Pending {
             return Err(refused(format!("request {} is {}, not pending", r.id, r.state)).await);
         }
         if !r.call_intact() {
@@ -278,7 +278,7 @@ pub fn run(a: ApproveArgs) -> anyhow::Result<ExitCode> {
             Ok(x) => x,
             Err(e) => return Err(refused(e.to_string()).await),
         };
-        let msg = if after.state == "approved" {
+        let msg = if after.state == State::Approved {
             format!(
                 "{} approved by {} ({count}/{}); it may run at {} (in {}). Cancel before then with `airlock cancel {}`.",
                 r.id,

@@ -141,9 +141,11 @@ pub fn run(c: RequestsCommand) -> anyhow::Result<ExitCode> {
                     );
                     for r in &rows {
                         let n = q.approvals(&r.id).await?.len();
-                        let when = match r.state.as_str() {
-                            "pending" => format!("expires in {}", countdown(r.expires_at - now)),
-                            "approved" => {
+                        let when = match r.state {
+                            State::Pending => {
+                                format!("expires in {}", countdown(r.expires_at - now))
+                            }
+                            State::Approved => {
                                 format!("due in {}", countdown(r.not_before.unwrap_or(now) - now))
                             }
                             _ => format!("updated {}", format_ms(r.updated_at)),
@@ -356,10 +358,7 @@ pub fn audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
             }
             AuditCommand::Show(a) => {
                 let q = a.at.open().await?;
-                let events: Vec<airlock::queue::audit::Event> =
-                    sqlx::query_as("SELECT * FROM audit ORDER BY seq")
-                        .fetch_all(q.pool())
-                        .await?;
+                let events = q.events().await?;
                 if a.json {
                     println!("{}", serde_json::to_string_pretty(&events)?);
                 } else {

@@ -25,10 +25,11 @@ use crate::aws::{self, AwsError};
 use crate::catalogue::{AwsSpec, Catalogue, Handler, Risk, ToolSpec};
 use crate::credentials::{CredentialBroker, CredentialError, Role, ScopeRequest};
 use crate::policy::access::{self, SignatureSummary};
-use crate::policy::signature::Integrity;
+use crate::policy::signature::{Integrity, SignatureMarks};
 use crate::policy::{Decision, Environment, Policy};
 use crate::queue::Queue;
 use crate::scope::SessionPolicy;
+use crate::timefmt::now_ms;
 use answer::{Listing, Redacted, ScopeSummary};
 
 /// Who is calling: the MCP client and this server's session.
@@ -228,7 +229,7 @@ impl Engine {
         let mut out = access::describe(&self.policy, &self.catalogue, only);
         if let Some(i) = &self.integrity {
             let st = match self.queue().await {
-                Ok(q) => i.check_fresh(&q).await,
+                Ok(q) => i.check_fresh(&*q).await,
                 Err(_) => i.check(),
             };
             out.policy_signature = Some(SignatureSummary::of(&st));
@@ -316,6 +317,23 @@ impl Engine {
                 session_policy_sha256: sp.hash.clone(),
             },
         }
+    }
+}
+
+/// The queue remembers the newest policy signature honoured (rollback protection).
+impl SignatureMarks for Queue {
+    fn note<'a>(
+        &'a self,
+        policy: &'a str,
+        signed_at_ms: i64,
+        signer: &'a str,
+        manifest_hash: &'a str,
+    ) -> crate::BoxFuture<'a, Result<Option<(i64, String)>, String>> {
+        Box::pin(async move {
+            self.note_policy_signature(policy, signed_at_ms, signer, manifest_hash, now_ms())
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

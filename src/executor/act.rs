@@ -136,13 +136,7 @@ impl Runner for Job<'_> {
     async fn phase(&self, phase: Phase, detail: Value) -> Result<(), Refuse> {
         self.ex
             .queue
-            .set_phase(
-                &self.id,
-                &self.ex.owner,
-                phase.as_str(),
-                detail,
-                self.ex.now(),
-            )
+            .set_phase(&self.id, &self.ex.owner, phase, detail, self.ex.now())
             .await
             .map_err(|e| {
                 Refuse(format!(

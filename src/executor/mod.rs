@@ -147,7 +147,7 @@ impl Executor {
         }
         // An unsigned (or changed) policy runs nothing: due requests stay approved, with the
         // reason recorded, and run once a trusted approver signs the policy.
-        let st = self.integrity.check_fresh(&self.queue).await;
+        let st = self.integrity.check_fresh(&*self.queue).await;
         if !st.signed {
             let why = format!(
                 "the policy is not signed by a trusted approver: {}. A human must review policy.toml and the tool files it enables and run `airlock policy sign`; this request stays approved and runs once the policy is signed",
@@ -240,7 +240,7 @@ impl Executor {
         {
             Ok(r) => Outcome {
                 request_id: id.into(),
-                state: r.state,
+                state: r.state.to_string(),
                 message,
             },
             Err(e) => Outcome {

@@ -496,23 +496,35 @@ impl Integrity {
     }
 }
 
+/// Where the newest trusted signature of each policy file honoured so far is remembered (the
+/// queue, shared by every airlock process of a deployment): rollback protection.
+pub trait SignatureMarks: Sync {
+    /// Record that the signature of `policy` made at `signed_at_ms` by `signer` is about to be
+    /// honoured. When a newer one was honoured before, returns it (signed_at_ms, signer) and
+    /// records nothing: honouring this one would be a rollback.
+    fn note<'a>(
+        &'a self,
+        policy: &'a str,
+        signed_at_ms: i64,
+        signer: &'a str,
+        manifest_hash: &'a str,
+    ) -> crate::BoxFuture<'a, Result<Option<(i64, String)>, String>>;
+}
+
 impl Integrity {
     /// [`Self::check`], plus rollback protection: a signed policy is honoured only if its
     /// newest trusted signature is not older than the newest trusted signature of this policy
-    /// file that `queue` has recorded as honoured (by this or any other airlock process using
-    /// the same queue). Honouring a newer signature records it. Restoring an older
-    /// `policy.toml` together with its old `policy.toml.sig` therefore makes the policy
-    /// unsigned; signing the old content again makes a new, newer signature.
-    pub async fn check_fresh(&self, queue: &crate::queue::Queue) -> Status {
+    /// file recorded in `marks` as honoured (by this or any other airlock process using the
+    /// same queue). Honouring a newer signature records it. Restoring an older `policy.toml`
+    /// together with its old `policy.toml.sig` therefore makes the policy unsigned; signing
+    /// the old content again makes a new, newer signature.
+    pub async fn check_fresh(&self, marks: &dyn SignatureMarks) -> Status {
         let mut st = self.check();
         let Some((at, by)) = st.newest.clone().filter(|_| st.signed) else {
             return st;
         };
         let key = policy_key(&self.policy_path);
-        let seen = queue
-            .note_policy_signature(&key, at, &by, &st.manifest_hash, crate::timefmt::now_ms())
-            .await;
-        match seen {
+        match marks.note(&key, at, &by, &st.manifest_hash).await {
             Ok(None) => {}
             Ok(Some(newer)) => refuse_rollback(&mut st, &self.policy_path, Some(newer)),
             Err(e) => {

@@ -1,19 +1,19 @@
 //! The audit log: every transition and every refused attempt appends an event whose hash
-//! covers its content and the previous event's hash. `verify` finds an edited, deleted or
+//! covers its content and the previous event's hash. [`verify`] finds an edited, deleted or
 //! reordered event, and cross-checks the chain against the tables it describes: a request whose
 //! state no event explains, or an approval no event recorded (rows written straight into the
-//! file), is reported too.
+//! database), is reported too. Pure: backends read and write rows; the chain is made here.
 
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::{SqliteConnection, SqlitePool};
 
-use super::{QueueError, canonical_json};
+use super::canonical_json;
+use super::store::Draft;
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub seq: i64,
     pub at: i64,
@@ -39,37 +39,32 @@ pub fn event_hash(
     hex::encode(Sha256::digest(body.as_bytes()))
 }
 
-/// Append an event inside the caller's (IMMEDIATE) transaction.
-pub async fn append(
-    conn: &mut SqliteConnection,
-    at: i64,
-    request_id: Option<&str>,
-    actor: &str,
-    event: &str,
-    detail: &Value,
-) -> Result<(), QueueError> {
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-    let (seq, prev) = match last {
-        Some((s, h)) => (s + 1, h),
+/// The event `draft` becomes after the chain head `head` (seq, hash), or first in the chain.
+pub fn seal(head: Option<(i64, &str)>, draft: &Draft) -> Event {
+    let (seq, prev) = match head {
+        Some((s, h)) => (s + 1, h.to_string()),
         None => (1, GENESIS.to_string()),
     };
-    let detail = canonical_json(detail);
-    let hash = event_hash(seq, at, request_id, actor, event, &detail, &prev);
-    sqlx::query("INSERT INTO audit (seq, at, request_id, actor, event, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-        .bind(seq)
-        .bind(at)
-        .bind(request_id)
-        .bind(actor)
-        .bind(event)
-        .bind(&detail)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    let detail = canonical_json(&draft.detail);
+    let hash = event_hash(
+        seq,
+        draft.at,
+        draft.request_id.as_deref(),
+        &draft.actor,
+        &draft.event,
+        &detail,
+        &prev,
+    );
+    Event {
+        seq,
+        at: draft.at,
+        request_id: draft.request_id.clone(),
+        actor: draft.actor.clone(),
+        event: draft.event.clone(),
+        detail,
+        prev_hash: prev,
+        hash,
+    }
 }
 
 /// What `verify` found.
@@ -86,15 +81,44 @@ impl Report {
     }
 }
 
-/// Check the chain, then that the chain explains every request's state and every approval.
-pub async fn verify(pool: &SqlitePool) -> Result<Report, QueueError> {
-    let events: Vec<Event> = sqlx::query_as("SELECT * FROM audit ORDER BY seq")
-        .fetch_all(pool)
-        .await?;
+/// Check the chain, then that it explains every request's state (`requests`: id and state, in
+/// creation order) and every approval (`signatures`: request id and signature).
+pub fn verify(
+    events: &[Event],
+    requests: &[(String, String)],
+    signatures: &[(String, String)],
+) -> Report {
     let mut problems = Vec::new();
+    let head = check_chain(events, &mut problems);
+    let (last_state, recorded_sigs) = replay(events, &mut problems);
+    for (id, state) in requests {
+        match last_state.get(id) {
+            None => problems.push(format!("request {id} has no audit event: it was written into the queue directly")),
+            Some(s) if s != state => problems.push(format!(
+                "request {id} is `{state}` but its last audited transition made it `{s}`: its state was changed outside airlock"
+            )),
+            Some(_) => {}
+        }
+    }
+    for (rid, sig) in signatures {
+        if !recorded_sigs.contains(sig) {
+            problems.push(format!(
+                "an approval of {rid} has no audit event: it was written into the queue directly"
+            ));
+        }
+    }
+    Report {
+        events: events.len(),
+        head,
+        problems,
+    }
+}
+
+/// Each event follows the one before it and hashes to its hash; returns the chain head.
+fn check_chain(events: &[Event], problems: &mut Vec<String>) -> String {
     let mut prev = GENESIS.to_string();
     let mut expected_seq = 1;
-    for e in &events {
+    for e in events {
         if e.seq != expected_seq {
             problems.push(format!(
                 "event {expected_seq} is missing (the next event is {}): events were deleted",
@@ -125,14 +149,22 @@ pub async fn verify(pool: &SqlitePool) -> Result<Report, QueueError> {
         prev = e.hash.clone();
         expected_seq += 1;
     }
+    prev
+}
 
-    // The state each request's last transition event names.
+type Replayed = (
+    std::collections::HashMap<String, String>,
+    std::collections::HashSet<String>,
+);
+
+/// The state each request's last transition event names, and every signature an event
+/// recorded. A transition must start where the audited history left the request.
+fn replay(events: &[Event], problems: &mut Vec<String>) -> Replayed {
     let mut last_state = std::collections::HashMap::<String, String>::new();
     let mut recorded_sigs = std::collections::HashSet::<String>::new();
-    for e in &events {
+    for e in events {
         let d: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
         if let (Some(rid), Some(to)) = (&e.request_id, d.get("to").and_then(Value::as_str)) {
-            // A transition must start where the audited history left the request.
             if let (Some(from), Some(before)) =
                 (d.get("from").and_then(Value::as_str), last_state.get(rid))
                 && from != before
@@ -148,32 +180,5 @@ pub async fn verify(pool: &SqlitePool) -> Result<Report, QueueError> {
             recorded_sigs.insert(sig.to_string());
         }
     }
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, state FROM requests ORDER BY created_at")
-            .fetch_all(pool)
-            .await?;
-    for (id, state) in rows {
-        match last_state.get(&id) {
-            None => problems.push(format!("request {id} has no audit event: it was written into the queue directly")),
-            Some(s) if *s != state => problems.push(format!(
-                "request {id} is `{state}` but its last audited transition made it `{s}`: its state was changed outside airlock"
-            )),
-            Some(_) => {}
-        }
-    }
-    let sigs: Vec<(String, String)> = sqlx::query_as("SELECT request_id, signature FROM approvals")
-        .fetch_all(pool)
-        .await?;
-    for (rid, sig) in sigs {
-        if !recorded_sigs.contains(&sig) {
-            problems.push(format!(
-                "an approval of {rid} has no audit event: it was written into the queue directly"
-            ));
-        }
-    }
-    Ok(Report {
-        events: events.len(),
-        head: prev,
-        problems,
-    })
+    (last_state, recorded_sigs)
 }

@@ -1,534 +1,677 @@
 //! The approval queue: requests bound to an exact call, the approvals over them, and the
-//! hash-chained audit log, in one SQLite file (WAL, busy timeout, migrations embedded from
-//! `migrations/`).
+//! hash-chained audit log.
 //!
-//! Every state change is one `BEGIN IMMEDIATE` transaction with a conditional update
-//! (`WHERE state IN (...)`) and the audit event that records it, so two approvers or two
-//! executors racing cannot both win, and a crash leaves either the old state or the new one.
+//! [`Queue`] is the domain layer, written once for every backend: the state machine
+//! ([`State::may_become`]), the lease rules of claims, the approval threshold, and the audit
+//! chain ([`audit`]). Under it a backend ([`store::Store`]; [`sqlite`] is the embedded one) only
+//! applies a compare-and-set to one request together with the audit events that record it, in
+//! one transaction, so two approvers or two executors racing cannot both win, and a crash
+//! leaves either the old state or the new one.
 //!
 //! States: `pending -> approved -> executing -> executed | failed`; `pending -> denied |
 //! cancelled | expired`; `approved -> cancelled | expired`.
 
 pub mod audit;
-mod store;
+mod model;
+pub mod sqlite;
+pub mod store;
 pub mod view;
 
-use serde::Serialize;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-pub use store::{ClaimOwner, Queue, default_db_path};
+use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Pending,
-    Approved,
-    Executing,
-    Executed,
-    Failed,
-    Denied,
-    Cancelled,
-    Expired,
+pub use model::{
+    Approval, Call, NewRequest, Phase, QueueError, Request, State, call_hash, canonical_json,
+    new_id,
+};
+use store::{Applied, Backend, Change, Draft, Expect, Filter, Mark, Store, Write};
+
+/// Where the queue lives by default: the user's state directory, outside any workspace.
+pub fn default_db_path() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("airlock").join("queue.db")
 }
 
-impl State {
-    pub const ALL: [State; 8] = [
-        State::Pending,
-        State::Approved,
-        State::Executing,
-        State::Executed,
-        State::Failed,
-        State::Denied,
-        State::Cancelled,
-        State::Expired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Approved => "approved",
-            State::Executing => "executing",
-            State::Executed => "executed",
-            State::Failed => "failed",
-            State::Denied => "denied",
-            State::Cancelled => "cancelled",
-            State::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<State> {
-        State::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
-    /// No transition leaves a final state.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            State::Executed | State::Failed | State::Denied | State::Cancelled | State::Expired
-        )
-    }
-}
-
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How far the executor got with a request, in the order it happens. Recorded as it goes, so
-/// a restart resumes after the last phase instead of repeating it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Claimed, nothing done yet.
-    Start,
-    /// The backup (snapshot, export) was requested; its id is recorded.
-    BackupStarted,
-    /// The copy of the backup in the backup region was requested.
-    BackupCopyStarted,
-    /// The backup (and its copy) completed.
-    BackupDone,
-    /// The action itself was sent.
-    DeleteSent,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 5] = [
-        Phase::Start,
-        Phase::BackupStarted,
-        Phase::BackupCopyStarted,
-        Phase::BackupDone,
-        Phase::DeleteSent,
-    ];
-
-    /// As stored (the start is the empty string).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Start => "",
-            Phase::BackupStarted => "backup_started",
-            Phase::BackupCopyStarted => "backup_copy_started",
-            Phase::BackupDone => "backup_done",
-            Phase::DeleteSent => "delete_sent",
-        }
-    }
-
-    /// An unknown stored value reads as the start: the executor then re-checks everything.
-    pub fn parse(s: &str) -> Phase {
-        Phase::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .unwrap_or(Phase::Start)
-    }
-}
-
-/// One request, as stored.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
-pub struct Request {
-    pub id: String,
-    pub tool: String,
-    pub environment: String,
-    pub account: String,
-    pub region: String,
-    pub resource_id: String,
-    pub resource_arn: String,
-    pub call_json: String,
-    pub call_hash: String,
-    pub policy_hash: String,
-    pub rule: String,
-    pub approvers_required: i64,
-    pub cooldown_ms: i64,
-    pub reason: String,
-    pub client_name: String,
-    pub client_version: String,
-    pub session_id: String,
-    pub resource_json: String,
-    pub state: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub expires_at: i64,
-    pub not_before: Option<i64>,
-    pub lease_owner: Option<String>,
-    pub lease_until: Option<i64>,
-    pub attempts: i64,
-    pub phase: String,
-    pub backup_id: Option<String>,
-    pub backup_copy_id: Option<String>,
-    pub outcome: Option<String>,
-}
-
-impl Request {
-    pub fn state(&self) -> Option<State> {
-        State::parse(&self.state)
-    }
-
-    /// How far the executor got.
-    pub fn phase(&self) -> Phase {
-        Phase::parse(&self.phase)
-    }
-
-    /// The stored call, parsed.
-    pub fn call(&self) -> Option<Call> {
-        serde_json::from_str(&self.call_json).ok()
-    }
-
-    /// Does the stored call still hash to the stored hash?
-    pub fn call_intact(&self) -> bool {
-        call_hash(&self.call_json) == self.call_hash
-            && self.call().is_some_and(|c| c.canonical() == self.call_json)
-    }
-}
-
-/// The exact call a request is bound to. Approvers sign its hash.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
-pub struct Call {
-    pub tool: String,
-    pub environment: String,
-    pub account: String,
-    pub region: String,
-    pub resource_arn: String,
-    pub arguments: Value,
-}
-
-impl Call {
-    /// Canonical JSON: keys sorted at every level, no whitespace.
-    pub fn canonical(&self) -> String {
-        canonical_json(&serde_json::to_value(self).unwrap_or(Value::Null))
-    }
-}
-
-/// One approval: a signature by an approver key over (request id, call hash, policy hash,
-/// approved_at, not_before).
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
-pub struct Approval {
-    pub request_id: String,
-    pub approver: String,
-    pub public_key: String,
-    pub approved_at: i64,
-    pub not_before: i64,
-    pub signature: String,
-}
-
-/// What a new request holds.
+/// Who holds an executing request: `host:pid:nonce`.
 #[derive(Debug, Clone)]
-pub struct NewRequest {
-    pub call: Call,
-    pub resource_id: String,
-    pub policy_hash: String,
-    pub rule: String,
-    pub approvers_required: i64,
-    pub cooldown_ms: i64,
-    pub reason: String,
-    pub client_name: String,
-    pub client_version: String,
-    pub session_id: String,
-    pub resource_json: String,
-    pub ttl_ms: i64,
-}
+pub struct ClaimOwner(pub String);
 
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("no request `{0}`; `airlock requests list` shows the requests")]
-    NotFound(String),
-    #[error("request {id} is {state}, so it cannot be {action}")]
-    WrongState {
-        id: String,
-        state: String,
-        action: String,
-    },
-    #[error("cannot open the queue at {path}: {message}")]
-    Open { path: String, message: String },
-    #[error("queue database error: {0}")]
-    Db(String),
-}
+impl ClaimOwner {
+    pub fn this_process() -> Self {
+        let nonce = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        ClaimOwner(format!("{}:{}:{nonce}", hostname(), std::process::id()))
+    }
 
-impl From<sqlx::Error> for QueueError {
-    fn from(e: sqlx::Error) -> Self {
-        QueueError::Db(e.to_string())
+    /// The owner ran on this host and its process is gone (it crashed or was killed). Only a
+    /// hint for a queue on this host: a lease is what holds across hosts.
+    pub fn is_dead_local(owner: &str) -> bool {
+        let mut parts = owner.split(':');
+        let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        host == hostname()
+            && pid.parse::<u32>().is_ok_and(|p| {
+                p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists()
+            })
     }
 }
 
-impl From<sqlx::migrate::MigrateError> for QueueError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        QueueError::Db(e.to_string())
-    }
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
-/// JSON with object keys sorted at every level and no whitespace.
-pub fn canonical_json(v: &Value) -> String {
-    fn sort(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                let mut out = serde_json::Map::new();
-                for k in keys {
-                    out.insert(k.clone(), sort(&m[k]));
-                }
-                Value::Object(out)
+/// How many times an approval is retried when another one raced it.
+const APPROVAL_RETRIES: usize = 8;
+
+/// The queue over one backend.
+#[derive(Clone)]
+pub struct Queue {
+    store: Arc<dyn Store>,
+    /// Where it is, for people (a file path, or a URL without its password).
+    pub location: String,
+}
+
+impl Queue {
+    /// Open (creating it if needed) and migrate the SQLite queue file at `path`.
+    pub async fn open(path: &Path) -> Result<Self, QueueError> {
+        let store = sqlite::SqliteStore::open(path).await?;
+        Ok(Self::over(Arc::new(store), path.display().to_string()))
+    }
+
+    /// A queue over any backend.
+    pub fn over(store: Arc<dyn Store>, location: String) -> Self {
+        Self { store, location }
+    }
+
+    pub async fn create(
+        &self,
+        r: &NewRequest,
+        actor: &str,
+        now: i64,
+    ) -> Result<Request, QueueError> {
+        let call_json = r.call.canonical();
+        let hash = call_hash(&call_json);
+        let req = Request {
+            id: new_id(),
+            tool: r.call.tool.clone(),
+            environment: r.call.environment.clone(),
+            account: r.call.account.clone(),
+            region: r.call.region.clone(),
+            resource_id: r.resource_id.clone(),
+            resource_arn: r.call.resource_arn.clone(),
+            call_json,
+            call_hash: hash.clone(),
+            policy_hash: r.policy_hash.clone(),
+            rule: r.rule.clone(),
+            approvers_required: r.approvers_required,
+            cooldown_ms: r.cooldown_ms,
+            reason: r.reason.clone(),
+            client_name: r.client_name.clone(),
+            client_version: r.client_version.clone(),
+            session_id: r.session_id.clone(),
+            resource_json: r.resource_json.clone(),
+            state: State::Pending,
+            created_at: now,
+            updated_at: now,
+            expires_at: now + r.ttl_ms,
+            not_before: None,
+            lease_owner: None,
+            lease_until: None,
+            attempts: 0,
+            phase: Phase::Start,
+            backup_id: None,
+            backup_copy_id: None,
+            outcome: None,
+        };
+        let event = Draft {
+            at: now,
+            request_id: Some(req.id.clone()),
+            actor: actor.into(),
+            event: "requested".into(),
+            detail: json!({"to": "pending", "tool": r.call.tool, "resource": r.call.resource_arn, "call_hash": hash,
+                    "policy_hash": r.policy_hash, "rule": r.rule, "reason": r.reason}),
+        };
+        self.store.insert(&req, &event).await?;
+        Ok(req)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Request, QueueError> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| QueueError::NotFound(id.to_string()))
+    }
+
+    pub async fn list(&self, state: Option<State>) -> Result<Vec<Request>, QueueError> {
+        self.store
+            .list(Filter {
+                state,
+                ..Filter::default()
+            })
+            .await
+    }
+
+    pub async fn approvals(&self, id: &str) -> Result<Vec<Approval>, QueueError> {
+        self.store.approvals(id).await
+    }
+
+    /// Expire pending and approved requests past their deadline.
+    pub async fn expire_due(&self, now: i64) -> Result<Vec<String>, QueueError> {
+        let due = self
+            .store
+            .list(Filter {
+                expired_at: Some(now),
+                ..Filter::default()
+            })
+            .await?;
+        let mut done = Vec::new();
+        for r in due {
+            match self
+                .transition(
+                    &r.id,
+                    &[State::Pending, State::Approved],
+                    State::Expired,
+                    "airlock",
+                    "expired",
+                    json!({}),
+                    now,
+                )
+                .await
+            {
+                Ok(_) => done.push(r.id),
+                Err(QueueError::WrongState { .. }) => {}
+                Err(e) => return Err(e),
             }
-            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
         }
+        Ok(done)
     }
-    serde_json::to_string(&sort(v)).unwrap_or_default()
-}
 
-/// The hash approvers sign: SHA-256 over a domain tag and the canonical call.
-pub fn call_hash(call_json: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"airlock-call-v1\n");
-    h.update(call_json.as_bytes());
-    hex::encode(h.finalize())
-}
-
-/// A short id a person can type: `r-` and 12 hex digits.
-pub fn new_id() -> String {
-    let u = uuid::Uuid::new_v4().simple().to_string();
-    format!("r-{}", &u[..12])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn call(args: Value) -> Call {
-        Call {
-            tool: "request_delete_volume".into(),
-            environment: "staging".into(),
-            account: "123456789012".into(),
-            region: "us-east-1".into(),
-            resource_arn: "arn:aws:ec2:us-east-1:123456789012:volume/vol-1".into(),
-            arguments: args,
+    /// Apply `write` if request `id` matches `expect`; a mismatch is `WrongState` (with the
+    /// state it is in now, or `alt` when given) for `action`.
+    async fn cas(
+        &self,
+        id: &str,
+        expect: Expect,
+        write: Write,
+        action: &str,
+        alt: Option<&str>,
+    ) -> Result<Request, QueueError> {
+        match self.store.apply(id, &expect, &write).await? {
+            Applied::Done(r) => Ok(*r),
+            Applied::Conflict(None) => Err(QueueError::NotFound(id.to_string())),
+            Applied::Conflict(Some(now)) => Err(QueueError::WrongState {
+                id: id.into(),
+                state: alt.map_or_else(|| now.state.to_string(), str::to_string),
+                action: action.into(),
+            }),
         }
     }
 
-    #[test]
-    fn canonical_json_ignores_key_order() {
-        let a = call(json!({"b": 1, "a": {"y": 2, "x": [3, {"d": 4, "c": 5}]}}));
-        let b = call(json!({"a": {"x": [3, {"c": 5, "d": 4}], "y": 2}, "b": 1}));
-        assert_eq!(a.canonical(), b.canonical());
-        assert_eq!(call_hash(&a.canonical()), call_hash(&b.canonical()));
-        let c = call(json!({"b": 2, "a": {"y": 2, "x": [3, {"d": 4, "c": 5}]}}));
-        assert_ne!(call_hash(&a.canonical()), call_hash(&c.canonical()));
-    }
-
-    #[test]
-    fn states_round_trip() {
-        for s in State::ALL {
-            assert_eq!(State::parse(s.as_str()), Some(s));
+    /// Move a request from one of `from` to `to`, atomically, with its audit event.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: &[State],
+        to: State,
+        actor: &str,
+        event: &str,
+        detail: Value,
+        now: i64,
+    ) -> Result<Request, QueueError> {
+        if let Some(f) = from.iter().find(|f| !f.may_become(to)) {
+            return Err(QueueError::Transition { from: *f, to });
         }
-        assert_eq!(State::parse("approved; DROP TABLE"), None);
-    }
-}
-
-#[cfg(test)]
-mod store_tests {
-    //! The store against a real SQLite file: transitions are conditional, and `verify` finds an
-    //! edited, deleted or reordered audit event.
-
-    use super::*;
-    use serde_json::json;
-
-    fn new_request(n: u32) -> NewRequest {
-        NewRequest {
-            call: Call {
-                tool: "request_delete_volume".into(),
-                environment: "staging".into(),
-                account: "123456789012".into(),
-                region: "us-east-1".into(),
-                resource_arn: format!("arn:aws:ec2:us-east-1:123456789012:volume/vol-{n:08x}"),
-                arguments: json!({"volume_id": format!("vol-{n:08x}")}),
+        let current = self.get(id).await?;
+        if !from.contains(&current.state) {
+            return Err(QueueError::WrongState {
+                id: id.into(),
+                state: current.state.to_string(),
+                action: event.into(),
+            });
+        }
+        let mut detail = detail;
+        if let Value::Object(m) = &mut detail {
+            m.insert("from".into(), json!(current.state));
+            m.insert("to".into(), json!(to));
+        }
+        let write = Write {
+            change: Change {
+                state: Some(to),
+                updated_at: now,
+                ..Change::default()
             },
-            resource_id: format!("vol-{n:08x}"),
-            policy_hash: "p".into(),
-            rule: "rule #1".into(),
-            approvers_required: 1,
-            cooldown_ms: 0,
-            reason: "r".into(),
-            client_name: "c".into(),
-            client_version: "1".into(),
-            session_id: "s".into(),
-            resource_json: "{}".into(),
-            ttl_ms: 60_000,
+            approval: None,
+            events: vec![draft(now, id, actor, event, detail)],
+        };
+        let expect = Expect {
+            states: vec![current.state],
+            ..Expect::default()
+        };
+        self.cas(id, expect, write, event, None).await
+    }
+
+    /// Record one approval. When `required` distinct approvals exist, the request becomes
+    /// `approved`, due at the latest signed not-before, and expires `window_ms` after that.
+    /// Returns the request and how many approvals it has. Retried when another approval of
+    /// the same request lands in between (the count is compared, not assumed).
+    pub async fn add_approval(
+        &self,
+        a: &Approval,
+        required: i64,
+        window_ms: i64,
+        actor: &str,
+        now: i64,
+    ) -> Result<(Request, i64), QueueError> {
+        for _ in 0..APPROVAL_RETRIES {
+            let r = self.get(&a.request_id).await?;
+            if r.state != State::Pending {
+                return Err(QueueError::WrongState {
+                    id: a.request_id.clone(),
+                    state: r.state.to_string(),
+                    action: "approved".into(),
+                });
+            }
+            let before = self.store.approvals(&a.request_id).await?;
+            if before.iter().any(|b| b.public_key == a.public_key) {
+                return Err(QueueError::WrongState {
+                    id: a.request_id.clone(),
+                    state: "already approved with this key".into(),
+                    action: "approved again by the same approver".into(),
+                });
+            }
+            let count = before.len() as i64 + 1;
+            let mut write = Write {
+                change: Change::default(),
+                approval: Some(a.clone()),
+                events: vec![draft(
+                    now,
+                    &a.request_id,
+                    actor,
+                    "approval_recorded",
+                    json!({"approver": a.approver, "public_key": a.public_key, "not_before": a.not_before, "signature": a.signature}),
+                )],
+            };
+            if count >= required {
+                let due = before
+                    .iter()
+                    .map(|b| b.not_before)
+                    .chain([a.not_before])
+                    .max()
+                    .unwrap_or(a.not_before);
+                write.change = Change {
+                    state: Some(State::Approved),
+                    not_before: Some(due),
+                    expires_at: Some(due + window_ms),
+                    updated_at: now,
+                    ..Change::default()
+                };
+                write.events.push(draft(
+                    now,
+                    &a.request_id,
+                    actor,
+                    "approved",
+                    json!({"from": "pending", "to": "approved", "approvals": count, "not_before": due}),
+                ));
+            }
+            let expect = Expect {
+                states: vec![State::Pending],
+                approvals: Some(before.len()),
+                ..Expect::default()
+            };
+            if let Applied::Done(r) = self.store.apply(&a.request_id, &expect, &write).await? {
+                return Ok((*r, count));
+            }
+        }
+        Err(QueueError::Db(format!(
+            "request {} changed under {APPROVAL_RETRIES} attempts to record this approval; try again",
+            a.request_id
+        )))
+    }
+
+    /// Claim one request for execution: an approved one that is due, or an executing one whose
+    /// holder's lease ran out (or, on a queue on this host, whose holder died). One winner per
+    /// request.
+    pub async fn claim(
+        &self,
+        owner: &ClaimOwner,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<Request>, QueueError> {
+        let due = self
+            .store
+            .list(Filter {
+                due_at: Some(now),
+                limit: Some(32),
+                ..Filter::default()
+            })
+            .await?;
+        let running = self
+            .store
+            .list(Filter {
+                state: Some(State::Executing),
+                ..Filter::default()
+            })
+            .await?;
+        let local = self.store.backend() == Backend::Sqlite;
+        for r in due.into_iter().chain(running) {
+            let reclaim = r.state == State::Executing;
+            if reclaim && !lease_lapsed(&r, now, local) {
+                continue;
+            }
+            let event = if reclaim { "resumed" } else { "claimed" };
+            let write = Write {
+                change: Change {
+                    state: Some(State::Executing),
+                    lease: Some(Some((owner.0.clone(), now + lease_ms))),
+                    add_attempt: true,
+                    updated_at: now,
+                    ..Change::default()
+                },
+                approval: None,
+                events: vec![draft(
+                    now,
+                    &r.id,
+                    &format!("executor:{}", owner.0),
+                    event,
+                    json!({"from": r.state, "to": "executing", "previous_holder": r.lease_owner}),
+                )],
+            };
+            let expect = Expect {
+                states: vec![r.state],
+                lease_owner: Some(r.lease_owner.clone()),
+                ..Expect::default()
+            };
+            if let Applied::Done(r) = self.store.apply(&r.id, &expect, &write).await? {
+                return Ok(Some(*r));
+            }
+            // Someone else won this one.
+        }
+        Ok(None)
+    }
+
+    /// What only the holder of an executing request may write.
+    fn held_by(owner: &ClaimOwner) -> Expect {
+        Expect {
+            states: vec![State::Executing],
+            lease_owner: Some(Some(owner.0.clone())),
+            ..Expect::default()
         }
     }
 
-    /// A queue with two requests and a few transitions: 5 events.
-    async fn queue(dir: &tempfile::TempDir) -> Queue {
-        let q = Queue::open(&dir.path().join("q.db")).await.unwrap();
-        let a = q.create(&new_request(1), "agent", 1).await.unwrap();
-        let b = q.create(&new_request(2), "agent", 2).await.unwrap();
-        q.transition(
-            &a.id,
-            &[State::Pending],
-            State::Denied,
-            "cli:x",
-            "denied",
-            json!({}),
-            3,
+    /// Record executor progress (only the lease holder can): the phase reached, with the backup
+    /// ids in `detail` (`backup_id`, `backup_copy_id`) remembered.
+    pub async fn set_phase(
+        &self,
+        id: &str,
+        owner: &ClaimOwner,
+        phase: Phase,
+        detail: Value,
+        now: i64,
+    ) -> Result<(), QueueError> {
+        let text = |k: &str| detail.get(k).and_then(Value::as_str).map(str::to_string);
+        let write = Write {
+            change: Change {
+                phase: Some(phase),
+                backup_id: text("backup_id"),
+                backup_copy_id: text("backup_copy_id"),
+                updated_at: now,
+                ..Change::default()
+            },
+            approval: None,
+            events: vec![draft(
+                now,
+                id,
+                &format!("executor:{}", owner.0),
+                phase.as_str(),
+                detail.clone(),
+            )],
+        };
+        self.cas(
+            id,
+            Self::held_by(owner),
+            write,
+            phase.as_str(),
+            Some("not held by this executor"),
         )
         .await
-        .unwrap();
-        q.transition(
-            &b.id,
-            &[State::Pending],
-            State::Cancelled,
-            "cli:y",
-            "cancelled",
-            json!({}),
-            4,
+        .map(|_| ())
+    }
+
+    /// Finish an executing request (only the lease holder can).
+    pub async fn finish(
+        &self,
+        id: &str,
+        owner: &ClaimOwner,
+        to: State,
+        outcome: Value,
+        now: i64,
+    ) -> Result<Request, QueueError> {
+        if !State::Executing.may_become(to) || !to.is_final() {
+            return Err(QueueError::Transition {
+                from: State::Executing,
+                to,
+            });
+        }
+        let mut detail = outcome.clone();
+        if let Value::Object(m) = &mut detail {
+            m.insert("from".into(), json!("executing"));
+            m.insert("to".into(), json!(to));
+        }
+        let write = Write {
+            change: Change {
+                state: Some(to),
+                outcome: Some(outcome),
+                lease: Some(None),
+                updated_at: now,
+                ..Change::default()
+            },
+            approval: None,
+            events: vec![draft(
+                now,
+                id,
+                &format!("executor:{}", owner.0),
+                to.as_str(),
+                detail,
+            )],
+        };
+        self.cas(
+            id,
+            Self::held_by(owner),
+            write,
+            to.as_str(),
+            Some("not held by this executor"),
         )
         .await
-        .unwrap();
-        q.note(
-            Some(&b.id),
-            "cli:z",
-            "approval_refused",
-            json!({"reason": "no terminal"}),
-            5,
-        )
-        .await
-        .unwrap();
-        assert!(q.verify_audit().await.unwrap().ok());
-        q
     }
 
-    async fn tamper(q: &Queue, sql: &'static str) -> Vec<String> {
-        sqlx::raw_sql(sql).execute(q.pool()).await.unwrap();
-        q.verify_audit().await.unwrap().problems
+    /// Give a claimed request back (not due after all): approved again, due at `not_before`.
+    pub async fn release(
+        &self,
+        id: &str,
+        owner: &ClaimOwner,
+        not_before: i64,
+        why: &str,
+        now: i64,
+    ) -> Result<(), QueueError> {
+        let write = Write {
+            change: Change {
+                state: Some(State::Approved),
+                not_before: Some(not_before),
+                lease: Some(None),
+                updated_at: now,
+                ..Change::default()
+            },
+            approval: None,
+            events: vec![draft(
+                now,
+                id,
+                &format!("executor:{}", owner.0),
+                "released",
+                json!({"from": "executing", "to": "approved", "why": why, "not_before": not_before}),
+            )],
+        };
+        // Not holding it (any more) is not an error: there is nothing to give back.
+        self.store
+            .apply(id, &Self::held_by(owner), &write)
+            .await
+            .map(|_| ())
     }
 
-    #[tokio::test]
-    async fn the_policy_signature_mark_only_rises_and_reports_a_rollback() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = Queue::open(&dir.path().join("q.db")).await.unwrap();
-        let p = "/etc/airlock/policy.toml";
-        assert_eq!(q.newest_policy_signature(p).await.unwrap(), None);
-        assert_eq!(
-            q.note_policy_signature(p, 100, "alice", "h1", 1)
-                .await
-                .unwrap(),
-            None
-        );
-        assert_eq!(
-            q.note_policy_signature(p, 200, "bob", "h2", 2)
-                .await
-                .unwrap(),
-            None
-        );
-        // The same signature again, and an older one.
-        assert_eq!(
-            q.note_policy_signature(p, 200, "bob", "h2", 3)
-                .await
-                .unwrap(),
-            None
-        );
-        assert_eq!(
-            q.note_policy_signature(p, 100, "alice", "h1", 4)
-                .await
-                .unwrap(),
-            Some((200, "bob".to_string()))
-        );
-        // Refusing records nothing; another policy file has its own mark.
-        assert_eq!(
-            q.newest_policy_signature(p).await.unwrap(),
-            Some((200, "bob".to_string()))
-        );
-        assert_eq!(
-            q.note_policy_signature("/other/policy.toml", 50, "carol", "h3", 5)
-                .await
-                .unwrap(),
-            None
-        );
+    /// Record why the executor holds an approved, due request without running it (the policy
+    /// is not signed): the request stays `approved`, its outcome says why, and the audit log
+    /// gets a `held` event when the reason is new. Returns whether anything changed.
+    pub async fn hold(
+        &self,
+        id: &str,
+        actor: &str,
+        why: &str,
+        now: i64,
+    ) -> Result<bool, QueueError> {
+        let outcome = json!({"held": why});
+        let r = self.get(id).await?;
+        if r.state != State::Approved || r.outcome.as_ref() == Some(&outcome) {
+            return Ok(false);
+        }
+        let write = Write {
+            change: Change {
+                outcome: Some(outcome),
+                updated_at: now,
+                ..Change::default()
+            },
+            approval: None,
+            events: vec![draft(now, id, actor, "held", json!({"why": why}))],
+        };
+        let expect = Expect {
+            states: vec![State::Approved],
+            outcome: Some(r.outcome.clone()),
+            ..Expect::default()
+        };
+        Ok(matches!(
+            self.store.apply(id, &expect, &write).await?,
+            Applied::Done(_)
+        ))
     }
 
-    #[tokio::test]
-    async fn conditional_transitions() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = Queue::open(&dir.path().join("q.db")).await.unwrap();
-        let r = q.create(&new_request(1), "agent", 1).await.unwrap();
-        q.transition(
-            &r.id,
-            &[State::Pending],
-            State::Cancelled,
-            "a",
-            "cancelled",
-            json!({}),
-            2,
-        )
-        .await
-        .unwrap();
-        let again = q
-            .transition(
-                &r.id,
-                &[State::Pending],
-                State::Denied,
-                "a",
-                "denied",
-                json!({}),
-                3,
-            )
-            .await;
-        assert!(
-            matches!(again, Err(QueueError::WrongState { .. })),
-            "{again:?}"
-        );
-        assert!(matches!(
-            q.get("r-000000000000").await,
-            Err(QueueError::NotFound(_))
-        ));
+    /// The newest trusted signature of the policy at `policy_path` honoured so far
+    /// (signed_at_ms, signer), without recording anything (`airlock policy status`).
+    pub async fn newest_policy_signature(
+        &self,
+        policy_path: &str,
+    ) -> Result<Option<(i64, String)>, QueueError> {
+        Ok(self
+            .store
+            .mark(policy_path)
+            .await?
+            .map(|m| (m.signed_at_ms, m.signer)))
     }
 
-    #[tokio::test]
-    async fn an_edited_event_is_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = queue(&dir).await;
-        let p = tamper(
-            &q,
-            "UPDATE audit SET actor = 'cli:someone-else' WHERE seq = 3",
-        )
-        .await;
-        assert!(
-            p.iter()
-                .any(|m| m.contains("event 3") && m.contains("was edited")),
-            "{p:?}"
-        );
+    /// Rollback protection for signed policies: `signed_at_ms` is the newest trusted
+    /// signature of the policy at `policy_path` that is about to be honoured. When a newer
+    /// trusted signature of that file was honoured before, returns it (signed_at_ms, signer):
+    /// the caller must refuse (this is a rollback to an older signed policy). Otherwise records
+    /// this one as the newest seen (when it is newer) and returns `None`. The mark only rises.
+    pub async fn note_policy_signature(
+        &self,
+        policy_path: &str,
+        signed_at_ms: i64,
+        signer: &str,
+        manifest_hash: &str,
+        now: i64,
+    ) -> Result<Option<(i64, String)>, QueueError> {
+        let mark = Mark {
+            signed_at_ms,
+            signer: signer.into(),
+            manifest_hash: manifest_hash.into(),
+        };
+        for _ in 0..APPROVAL_RETRIES {
+            let high = self.store.mark(policy_path).await?;
+            match &high {
+                Some(h) if h.signed_at_ms > signed_at_ms => {
+                    return Ok(Some((h.signed_at_ms, h.signer.clone())));
+                }
+                Some(h) if h.signed_at_ms == signed_at_ms => return Ok(None),
+                _ => {}
+            }
+            if self
+                .store
+                .set_mark(policy_path, high.as_ref(), &mark, now)
+                .await?
+            {
+                return Ok(None);
+            }
+        }
+        Err(QueueError::Db(
+            "the policy signature mark kept changing; try again".into(),
+        ))
     }
 
-    #[tokio::test]
-    async fn a_deleted_event_is_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = queue(&dir).await;
-        let p = tamper(&q, "DELETE FROM audit WHERE seq = 2").await;
-        assert!(p.iter().any(|m| m.contains("event 2 is missing")), "{p:?}");
+    /// An event that changes no state (a refused approval attempt, a tamper finding).
+    pub async fn note(
+        &self,
+        request_id: Option<&str>,
+        actor: &str,
+        event: &str,
+        detail: Value,
+        now: i64,
+    ) -> Result<(), QueueError> {
+        let d = Draft {
+            at: now,
+            request_id: request_id.map(str::to_string),
+            actor: actor.into(),
+            event: event.into(),
+            detail,
+        };
+        self.store.append(std::slice::from_ref(&d)).await
     }
 
-    #[tokio::test]
-    async fn reordered_events_are_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = queue(&dir).await;
-        let p = tamper(&q, "UPDATE audit SET seq = -3 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = 4; UPDATE audit SET seq = 4 WHERE seq = -3;").await;
-        assert!(
-            p.iter()
-                .any(|m| m.contains("does not follow the event before it")),
-            "{p:?}"
-        );
+    /// The whole audit log, in order.
+    pub async fn events(&self) -> Result<Vec<audit::Event>, QueueError> {
+        self.store.events().await
     }
 
-    #[tokio::test]
-    async fn a_rewritten_chain_still_does_not_explain_the_tables() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = queue(&dir).await;
-        // Dropping a request's last events and the row itself would be consistent; dropping
-        // only the events is not.
-        let p = tamper(&q, "DELETE FROM audit WHERE seq >= 4").await;
-        assert!(
-            p.iter()
-                .any(|m| m
-                    .contains("is `cancelled` but its last audited transition made it `pending`")),
-            "{p:?}"
-        );
+    /// Check the audit chain and that it explains every request and approval.
+    pub async fn verify_audit(&self) -> Result<audit::Report, QueueError> {
+        let events = self.store.events().await?;
+        let requests: Vec<(String, String)> = self
+            .list(None)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.state.to_string()))
+            .collect();
+        let signatures = self.store.signatures().await?;
+        Ok(audit::verify(&events, &requests, &signatures))
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
+/// May another executor take over this executing request? Its lease ran out, or (on a queue
+/// on this host) its holder's process is gone.
+fn lease_lapsed(r: &Request, now: i64, local: bool) -> bool {
+    r.lease_until.is_some_and(|u| u < now)
+        || (local
+            && r.lease_owner
+                .as_deref()
+                .is_some_and(ClaimOwner::is_dead_local))
+}
+
+fn draft(at: i64, id: &str, actor: &str, event: &str, detail: Value) -> Draft {
+    Draft {
+        at,
+        request_id: Some(id.to_string()),
+        actor: actor.into(),
+        event: event.into(),
+        detail,
     }
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Approval, Request};
+use super::{Approval, Phase, Request, State};
 use crate::timefmt::format_ms;
 
 /// `1h 02m 03s`-style countdown (or `now`).
@@ -80,14 +80,10 @@ pub struct BackupIds {
 /// A request, with its approvals and what happens next.
 pub fn view(r: &Request, approvals: &[Approval], now: i64) -> RequestView {
     let resource: Value = serde_json::from_str(&r.resource_json).unwrap_or(Value::Null);
-    let outcome = r
-        .outcome
-        .as_deref()
-        .and_then(|o| serde_json::from_str::<Value>(o).ok())
-        .filter(|o| !o.is_null());
+    let outcome = r.outcome.clone().filter(|o| !o.is_null());
     RequestView {
         request_id: r.id.clone(),
-        state: r.state.clone(),
+        state: r.state.to_string(),
         tool: r.tool.clone(),
         environment: r.environment.clone(),
         account: r.account.clone(),
@@ -120,9 +116,9 @@ pub fn view(r: &Request, approvals: &[Approval], now: i64) -> RequestView {
         not_before: r.not_before.map(format_ms),
         due_in: r
             .not_before
-            .filter(|_| r.state == "approved")
+            .filter(|_| r.state == State::Approved)
             .map(|nb| countdown(nb - now)),
-        expires_in: (r.state == "pending").then(|| countdown(r.expires_at - now)),
+        expires_in: (r.state == State::Pending).then(|| countdown(r.expires_at - now)),
         backup: (r.backup_id.is_some() || r.backup_copy_id.is_some()).then(|| BackupIds {
             snapshot_id: r.backup_id.clone(),
             copy_snapshot_id: r.backup_copy_id.clone(),
@@ -132,52 +128,45 @@ pub fn view(r: &Request, approvals: &[Approval], now: i64) -> RequestView {
     }
 }
 
-/// Why the executor holds an approved request, if it does.
-pub fn held(r: &Request) -> Option<String> {
-    let o: Value = serde_json::from_str(r.outcome.as_deref()?).ok()?;
-    o.get("held")?.as_str().map(str::to_string)
-}
-
 /// What happens next, in one sentence.
 pub fn next_step(r: &Request, approvals: i64, now: i64) -> String {
-    match r.state.as_str() {
-        "pending" => format!(
+    match r.state {
+        State::Pending => format!(
             "waiting for {} more approval(s): a human runs `airlock approve {}`; expires in {} if nobody does",
             (r.approvers_required - approvals).max(1),
             r.id,
             countdown(r.expires_at - now)
         ),
-        "approved" if held(r).is_some() => format!(
-            "approved, but the executor holds it: {} (cancellable with cancel_request or `airlock cancel {}`)",
-            held(r).unwrap_or_default(),
-            r.id
-        ),
-        "approved" => format!(
-            "approved; the executor may run it in {} (cancellable until then with cancel_request or `airlock cancel {}`)",
-            countdown(r.not_before.unwrap_or(now) - now),
-            r.id
-        ),
-        "executing" => format!(
+        State::Approved => match r.held() {
+            Some(why) => format!(
+                "approved, but the executor holds it: {why} (cancellable with cancel_request or `airlock cancel {}`)",
+                r.id
+            ),
+            None => format!(
+                "approved; the executor may run it in {} (cancellable until then with cancel_request or `airlock cancel {}`)",
+                countdown(r.not_before.unwrap_or(now) - now),
+                r.id
+            ),
+        },
+        State::Executing => format!(
             "the executor is running it (phase: {})",
-            if r.phase.is_empty() {
-                "starting"
-            } else {
-                &r.phase
+            match r.phase {
+                Phase::Start => "starting",
+                p => p.as_str(),
             }
         ),
-        "executed" => "done".into(),
-        "failed" => {
+        State::Executed => "done".into(),
+        State::Failed => {
             "failed; see outcome. It will not be retried: make a new request if it is still needed"
                 .into()
         }
-        "denied" => {
+        State::Denied => {
             "denied by a human; do not retry the same request without new information".into()
         }
-        "cancelled" => "cancelled; nothing was changed".into(),
-        "expired" => {
+        State::Cancelled => "cancelled; nothing was changed".into(),
+        State::Expired => {
             "expired without running; nothing was changed. Make a new request if it is still needed"
                 .into()
         }
-        _ => String::new(),
     }
 }
