@@ -4,10 +4,10 @@
 use std::hint::black_box;
 
 use airlock::catalogue::{Catalogue, args};
+use airlock::config::source::SourceFile;
 use airlock::policy::{CallFacts, Policy};
 use airlock::redact::Redactor;
 use airlock::scope;
-use airlock::source::SourceFile;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
 

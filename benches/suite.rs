@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use airlock::aws;
 use airlock::catalogue::{Catalogue, args};
+use airlock::config::source::SourceFile;
 use airlock::credentials::{CredentialBroker, Role, ScopeRequest, StsBroker};
 use airlock::engine::{CallContext, Engine};
 use airlock::policy::Policy;
@@ -22,7 +23,6 @@ use airlock::queue::sqlite::SqliteStore;
 use airlock::queue::{Approval, Call, ClaimOwner, NewRequest, Queue};
 use airlock::redact::Redactor;
 use airlock::scope;
-use airlock::source::SourceFile;
 use aws_credential_types::Credentials;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -13,6 +13,7 @@ pub mod approval;
 pub mod aws;
 pub mod backup;
 pub mod catalogue;
+pub mod config;
 pub mod credentials;
 pub mod doctor;
 pub mod engine;
@@ -23,7 +24,7 @@ pub mod policy;
 pub mod queue;
 pub mod redact;
 pub mod scope;
-pub mod source;
+
 pub mod timefmt;
 
 /// A boxed future, for the traits whose implementations are chosen at run time (the credential

@@ -5,7 +5,7 @@
 
 use airlock::policy::access::describe;
 use airlock::policy::{CallFacts, Policy};
-use airlock::source::SourceFile;
+use airlock::config::source::SourceFile;
 use airlock_fuzz::catalogue;
 use libfuzzer_sys::fuzz_target;
 

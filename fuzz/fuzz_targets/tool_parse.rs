@@ -7,7 +7,7 @@
 
 use airlock::catalogue::args::validate;
 use airlock::catalogue::{ArgKind, Risk, parse_tool};
-use airlock::source::SourceFile;
+use airlock::config::source::SourceFile;
 use airlock_fuzz::{ENVIRONMENTS, arguments_for, environment};
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;

@@ -290,7 +290,7 @@ impl FromStr for PublicKey {
 /// `$XDG_CONFIG_HOME/airlock/approver-NAME.key`, else `$HOME/.config/airlock/approver-NAME.key`.
 /// Check `name` with [`check_name`] first.
 pub fn default_key_path(name: &str) -> PathBuf {
-    super::trust::config_dir().join(format!("approver-{name}.key"))
+    super::config_dir().join(format!("approver-{name}.key"))
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ pub mod tty;
 
 pub use keys::{ApproverKey, PublicKey};
 
+use std::path::PathBuf;
+
 use base64ct::{Base64, Encoding};
 use ed25519_dalek::Signature;
 
@@ -106,6 +108,18 @@ pub fn verify_message(
         .map_err(|_| {
             ApprovalError::BadSignature(format!("it does not match for key {}", key.fingerprint()))
         })
+}
+
+/// `$XDG_CONFIG_HOME/airlock` when that is set to an absolute path, else
+/// `$HOME/.config/airlock`.
+pub(crate) fn config_dir() -> PathBuf {
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    let base = xdg.unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config")
+    });
+    base.join("airlock")
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! workspace, that decides whose signatures can approve a queued request.
 
 use super::keys::{PublicKey, check_name};
-use crate::source::{SourceError, SourceErrors, SourceFile};
+use crate::config::source::{SourceError, SourceErrors, SourceFile};
 use serde_spanned::Spanned;
 use std::path::{Path, PathBuf};
 
@@ -111,22 +111,10 @@ impl TrustFile {
     }
 }
 
-/// `$XDG_CONFIG_HOME/airlock` when that is set to an absolute path, else
-/// `$HOME/.config/airlock`.
-pub(crate) fn config_dir() -> PathBuf {
-    let xdg = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute());
-    let base = xdg.unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config")
-    });
-    base.join("airlock")
-}
-
 /// Where the trust file is looked for: `$XDG_CONFIG_HOME/airlock/approvers.toml`, else
 /// `$HOME/.config/airlock/approvers.toml`.
 pub fn default_trust_path() -> PathBuf {
-    config_dir().join("approvers.toml")
+    super::config_dir().join("approvers.toml")
 }
 
 #[cfg(test)]

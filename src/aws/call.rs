@@ -314,7 +314,7 @@ fn without_url(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
     use crate::catalogue::{Catalogue, Handler, parse_tool};
-    use crate::source::SourceFile;
+    use crate::config::source::SourceFile;
 
     fn env() -> Environment {
         Environment {

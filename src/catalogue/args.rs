@@ -233,89 +233,98 @@ fn validate_one(a: &ArgSpec, v: &Value, environments: &[&str]) -> Result<Value, 
             .as_bool()
             .map(|b| json!(b))
             .ok_or_else(|| err(n, format!("must be true or false, got {}", type_name(v)))),
-        ArgKind::Timestamp => {
-            let ms = match v {
-                Value::String(s) => parse_instant_ms(s).map_err(|e| err(n, e))?,
-                Value::Number(x) => x
-                    .as_i64()
-                    .filter(|x| *x >= 0)
-                    .ok_or_else(|| err(n, "epoch milliseconds must be a non-negative integer"))?,
-                _ => {
-                    return Err(err(
-                        n,
-                        format!(
-                            "must be an RFC 3339 string or epoch milliseconds, got {}",
-                            type_name(v)
-                        ),
-                    ));
-                }
-            };
-            Ok(json!(ms))
-        }
-        ArgKind::StringList => {
-            let items = v.as_array().ok_or_else(|| {
-                err(
-                    n,
-                    format!("must be a list of strings, got {}", type_name(v)),
-                )
-            })?;
-            if let Some(m) = a.max_items.filter(|m| items.len() > *m) {
-                return Err(err(
-                    n,
-                    format!("has {} items; at most {m} are allowed", items.len()),
-                ));
-            }
-            let mut out = Vec::with_capacity(items.len());
-            for (i, it) in items.iter().enumerate() {
-                let field = format!("{n}[{i}]");
-                let s = it.as_str().ok_or_else(|| {
-                    err(&field, format!("must be a string, got {}", type_name(it)))
-                })?;
-                check_string(a, &field, s)?;
-                out.push(json!(s));
-            }
-            Ok(Value::Array(out))
-        }
-        ArgKind::StringMap => {
-            let m = v.as_object().ok_or_else(|| {
-                err(
-                    n,
-                    format!("must be an object of strings, got {}", type_name(v)),
-                )
-            })?;
-            if let Some(max) = a.max_items.filter(|x| m.len() > *x) {
-                return Err(err(
-                    n,
-                    format!("has {} entries; at most {max} are allowed", m.len()),
-                ));
-            }
-            let mut out = BTreeMap::new();
-            for (k, x) in m {
-                let field = format!("{n}.{}", clip(k));
-                if let Some(p) = &a.key_pattern
-                    && !p.is_match(k)
-                {
-                    return Err(err(&field, format!("key does not match {}", p.as_str())));
-                }
-                let s = x.as_str().ok_or_else(|| {
-                    err(&field, format!("must be a string, got {}", type_name(x)))
-                })?;
-                if s.len() > MAX_STRING {
-                    return Err(err(&field, "is too long"));
-                }
-                if let Some(p) = &a.value_pattern
-                    && !p.is_match(s)
-                {
-                    return Err(err(
-                        &field,
-                        format!("`{}` does not match {}", clip(s), p.as_str()),
-                    ));
-                }
-                out.insert(k.clone(), json!(s));
-            }
-            Ok(json!(out))
-        }
+        ArgKind::Timestamp => timestamp(n, v),
+        ArgKind::StringList => string_list(a, n, v),
+        ArgKind::StringMap => string_map(a, n, v),
     }
+}
+
+/// A timestamp: RFC 3339 text or epoch milliseconds.
+fn timestamp(n: &str, v: &Value) -> Result<Value, ArgError> {
+    let ms = match v {
+        Value::String(s) => parse_instant_ms(s).map_err(|e| err(n, e))?,
+        Value::Number(x) => x
+            .as_i64()
+            .filter(|x| *x >= 0)
+            .ok_or_else(|| err(n, "epoch milliseconds must be a non-negative integer"))?,
+        _ => {
+            return Err(err(
+                n,
+                format!(
+                    "must be an RFC 3339 string or epoch milliseconds, got {}",
+                    type_name(v)
+                ),
+            ));
+        }
+    };
+    Ok(json!(ms))
+}
+
+/// A bounded list of strings, each checked like a string argument.
+fn string_list(a: &ArgSpec, n: &str, v: &Value) -> Result<Value, ArgError> {
+    let items = v.as_array().ok_or_else(|| {
+        err(
+            n,
+            format!("must be a list of strings, got {}", type_name(v)),
+        )
+    })?;
+    if let Some(m) = a.max_items.filter(|m| items.len() > *m) {
+        return Err(err(
+            n,
+            format!("has {} items; at most {m} are allowed", items.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        let field = format!("{n}[{i}]");
+        let s = it
+            .as_str()
+            .ok_or_else(|| err(&field, format!("must be a string, got {}", type_name(it))))?;
+        check_string(a, &field, s)?;
+        out.push(json!(s));
+    }
+    Ok(Value::Array(out))
+}
+
+/// A bounded map of string keys to string values, each checked against its pattern.
+fn string_map(a: &ArgSpec, n: &str, v: &Value) -> Result<Value, ArgError> {
+    let m = v.as_object().ok_or_else(|| {
+        err(
+            n,
+            format!("must be an object of strings, got {}", type_name(v)),
+        )
+    })?;
+    if let Some(max) = a.max_items.filter(|x| m.len() > *x) {
+        return Err(err(
+            n,
+            format!("has {} entries; at most {max} are allowed", m.len()),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, x) in m {
+        let field = format!("{n}.{}", clip(k));
+        if let Some(p) = &a.key_pattern
+            && !p.is_match(k)
+        {
+            return Err(err(&field, format!("key does not match {}", p.as_str())));
+        }
+        let s = x
+            .as_str()
+            .ok_or_else(|| err(&field, format!("must be a string, got {}", type_name(x))))?;
+        if s.len() > MAX_STRING {
+            return Err(err(&field, "is too long"));
+        }
+        if let Some(p) = &a.value_pattern
+            && !p.is_match(s)
+        {
+            return Err(err(
+                &field,
+                format!("`{}` does not match {}", clip(s), p.as_str()),
+            ));
+        }
+        out.insert(k.clone(), json!(s));
+    }
+    Ok(json!(out))
 }
 
 fn check_string(a: &ArgSpec, field: &str, s: &str) -> Result<(), ArgError> {

@@ -71,66 +71,7 @@ fn tool(s: &mut String, t: &ToolSpec) {
         t.path.display()
     );
     match &t.handler {
-        Handler::Aws(a) => {
-            let protocol = snake(&format!("{:?}", a.protocol));
-            // rest_xml: the method, the path and the query the request template renders.
-            let request =
-                |action: &str, method: &str, path: Option<&str>, q: &Map<String, Value>| match path
-                {
-                    Some(p) => {
-                        let query: Vec<String> = q
-                            .iter()
-                            .map(|(k, v)| match v.as_str() {
-                                Some("") => k.clone(),
-                                Some(x) => format!("{k}={x}"),
-                                None => format!("{k}={v}"),
-                            })
-                            .collect();
-                        let sep = if query.is_empty() { "" } else { "?" };
-                        format!("`{action}` (`{method} {p}{sep}{}`)", query.join("&"))
-                    }
-                    None => format!("`{action}`"),
-                };
-            if a.calls.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "- AWS call: `{}` {} ({protocol} protocol)",
-                    a.service,
-                    request(&a.action, &a.method, a.path.as_deref(), &a.request)
-                );
-            } else {
-                let list: Vec<String> = a
-                    .calls
-                    .iter()
-                    .map(|c| request(&c.action, &c.method, c.path.as_deref(), &c.request))
-                    .collect();
-                let _ = writeln!(
-                    s,
-                    "- AWS calls: `{}` {} ({protocol} protocol), answered as one document",
-                    a.service,
-                    list.join(", ")
-                );
-            }
-            let _ = writeln!(s, "- IAM actions: {}", code_list(&a.iam_actions));
-            let _ = writeln!(s, "- resources: {}", code_list(&a.resources));
-            if let Some(w) = &a.wildcard_reason {
-                let _ = writeln!(s, "- why `*`: {}", one_line(w));
-            }
-            if let Some(p) = &a.pagination {
-                let _ = writeln!(
-                    s,
-                    "- pagination: at most {} page(s) per call; the answer says when it stopped at the cap",
-                    p.max_pages
-                );
-            }
-            if !a.already_done.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "- already done when AWS answers: {}",
-                    code_list(&a.already_done)
-                );
-            }
-        }
+        Handler::Aws(a) => aws_lines(s, a),
         _ => {
             let _ = writeln!(s, "- handler: {}", handler_note(t));
         }
@@ -175,6 +116,72 @@ fn tool(s: &mut String, t: &ToolSpec) {
         );
     }
     let _ = writeln!(s, "\n{}\n", one_line(&t.description));
+    argument_table(s, t);
+}
+
+/// What an AWS tool sends, and under which actions and resources.
+fn aws_lines(s: &mut String, a: &super::AwsSpec) {
+    let protocol = snake(&format!("{:?}", a.protocol));
+    // rest_xml: the method, the path and the query the request template renders.
+    let request =
+        |action: &str, method: &str, path: Option<&str>, q: &Map<String, Value>| match path {
+            Some(p) => {
+                let query: Vec<String> = q
+                    .iter()
+                    .map(|(k, v)| match v.as_str() {
+                        Some("") => k.clone(),
+                        Some(x) => format!("{k}={x}"),
+                        None => format!("{k}={v}"),
+                    })
+                    .collect();
+                let sep = if query.is_empty() { "" } else { "?" };
+                format!("`{action}` (`{method} {p}{sep}{}`)", query.join("&"))
+            }
+            None => format!("`{action}`"),
+        };
+    if a.calls.is_empty() {
+        let _ = writeln!(
+            s,
+            "- AWS call: `{}` {} ({protocol} protocol)",
+            a.service,
+            request(&a.action, &a.method, a.path.as_deref(), &a.request)
+        );
+    } else {
+        let list: Vec<String> = a
+            .calls
+            .iter()
+            .map(|c| request(&c.action, &c.method, c.path.as_deref(), &c.request))
+            .collect();
+        let _ = writeln!(
+            s,
+            "- AWS calls: `{}` {} ({protocol} protocol), answered as one document",
+            a.service,
+            list.join(", ")
+        );
+    }
+    let _ = writeln!(s, "- IAM actions: {}", code_list(&a.iam_actions));
+    let _ = writeln!(s, "- resources: {}", code_list(&a.resources));
+    if let Some(w) = &a.wildcard_reason {
+        let _ = writeln!(s, "- why `*`: {}", one_line(w));
+    }
+    if let Some(p) = &a.pagination {
+        let _ = writeln!(
+            s,
+            "- pagination: at most {} page(s) per call; the answer says when it stopped at the cap",
+            p.max_pages
+        );
+    }
+    if !a.already_done.is_empty() {
+        let _ = writeln!(
+            s,
+            "- already done when AWS answers: {}",
+            code_list(&a.already_done)
+        );
+    }
+}
+
+/// The arguments, as the model sees them.
+fn argument_table(s: &mut String, t: &ToolSpec) {
     if !t.arguments.is_empty() {
         let _ = writeln!(s, "| argument | type | required | accepts | description |");
         let _ = writeln!(s, "|---|---|---|---|---|");

@@ -14,7 +14,8 @@ use airlock::approval::tty::Terminal;
 use airlock::approval::{ApprovalClaim, ApprovalError, ApproverKey};
 use airlock::credentials::StsBroker;
 use airlock::engine::Engine;
-use airlock::policy::Decision;
+use airlock::policy::load::Config;
+use airlock::policy::{Decision, Rule};
 use airlock::queue::view::{countdown, view};
 use airlock::queue::{Approval, Queue, State};
 use airlock::timefmt::{format_ms, now_ms};
@@ -144,6 +145,29 @@ pub(crate) fn key_path(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Every refusal of an approval leaves an audit trace.
+struct Refusals<'a> {
+    q: &'a Queue,
+    id: &'a str,
+    actor: &'a str,
+}
+
+impl Refusals<'_> {
+    async fn refuse(&self, why: String) -> anyhow::Error {
+        let _ = self
+            .q
+            .note(
+                Some(self.id),
+                self.actor,
+                "approval_refused",
+                json!({"reason": why}),
+                now_ms(),
+            )
+            .await;
+        refuse(format!("not approved: {why}"))
+    }
+}
+
 #[allow(clippy::print_stdout)]
 pub fn run(a: ApproveArgs) -> anyhow::Result<ExitCode> {
     let config = a.at.config.load().map_err(exit::Failure::config)?;
@@ -151,108 +175,45 @@ pub fn run(a: ApproveArgs) -> anyhow::Result<ExitCode> {
         let path = a.at.queue.path(Some(&config.policy));
         let q = Queue::open(&path).await?;
         let actor = cli_actor();
-        let now = now_ms();
-        q.expire_due(now).await?;
-        // Every refusal from here on leaves an audit trace.
-        let refused = |why: String| {
-            let q = q.clone();
-            let id = a.id.clone();
-            let actor = actor.clone();
-            async move {
-                let _ = q.note(Some(&id), &actor, "approval_refused", json!({"reason": why}), now_ms()).await;
-                refuse(format!("not approved: {why}"))
-            }
+        q.expire_due(now_ms()).await?;
+        let no = Refusals {
+            q: &q,
+            id: &a.id,
+            actor: &actor,
         };
         let r = q.get(&a.id).await.map_err(|e| refuse(e.to_string()))?;
-        if r.state != State::Pending {
-            return Err(refused(format!("request {} is {}, not pending", r.id, r.state)).await);
-        }
-        if !r.call_intact() {
-            return Err(refused("the stored call does not match its hash: the request was altered after it was made; deny it".into()).await);
-        }
-        if r.policy_hash != config.policy.hash {
-            return Err(refused(format!(
-                "the policy changed since this request was made (request: {}, now: {}); the agent must make the request again",
-                &r.policy_hash[..12],
-                &config.policy.hash[..12]
-            ))
-            .await);
-        }
-        // The current policy must still queue exactly this call.
-        let engine = Engine::new(config.policy.clone(), config.catalogue.clone(), Arc::new(StsBroker::new(config.policy.session_duration)));
-        let call = r.call().ok_or_else(|| refuse("unreadable call"))?;
-        let input: Map<String, Value> = call.arguments.as_object().cloned().unwrap_or_default();
-        let rule = match engine.plan(&call.tool, &input) {
-            Ok((_, plan)) if plan.verdict.decision == Decision::Approve => plan.verdict.rule.ok_or_else(|| refuse("no rule"))?,
-            Ok((_, plan)) => return Err(refused(format!("the policy does not queue this call any more ({}: {})", plan.verdict.matched, plan.verdict.reason)).await),
-            Err(e) => return Err(refused(format!("the call is refused by the current policy: {e}")).await),
+        let rule = match still_queued(&r, &config) {
+            Ok(rule) => rule,
+            Err(why) => return Err(no.refuse(why).await),
         };
-        let resource: Value = serde_json::from_str(&r.resource_json).unwrap_or(Value::Null);
-        if resource["protected"] == json!(true) {
-            return Err(refused(format!("{} is protected", r.resource_id)).await);
-        }
         let trust_path = a.trust.clone().unwrap_or_else(default_trust_path);
         let trust = match TrustFile::load(&trust_path) {
             Ok(t) => t,
-            Err(e) => return Err(refused(format!("{e}")).await),
+            Err(e) => return Err(no.refuse(format!("{e}")).await),
         };
         let key_file = match key_path(&a.key) {
             Ok(k) => k,
-            Err(e) => return Err(refused(e.to_string()).await),
+            Err(e) => return Err(no.refuse(e.to_string()).await),
         };
-
         let mut t = match Terminal::open("airlock approve") {
             Ok(t) => t,
-            Err(e) => return Err(refused(e.to_string()).await),
+            Err(e) => return Err(no.refuse(e.to_string()).await),
         };
         let approvals = q.approvals(&r.id).await?;
-        let v = view(&r, &approvals, now);
-        t.say("\n")?;
-        t.say(&describe(&v, &a.at.config))?;
-        // Approving does not need a signed policy, but the executor holds requests until it is.
-        let st = airlock::policy::signature::status(
-            &airlock::policy::signature::Manifest::of(&config.policy, &config.catalogue),
-            &airlock::policy::signature::signature_path(&config.policy.path),
-            Ok(&trust),
-            &trust.path,
-        );
-        if !st.signed {
-            t.say(&format!(
-                "\nNote: the policy is not signed by a trusted approver ({}). The executor holds approved requests until an approver runs `airlock policy sign`.\n",
-                st.problem.as_deref().unwrap_or("no valid signature")
-            ))?;
-        }
-        t.say(&format!(
-            "\nApproving lets the executor run {} on {} in {} after a {} cooldown ({} approval(s) needed, {} so far).\n",
-            r.tool,
-            r.resource_id,
-            r.environment,
-            countdown(rule.cooldown.as_millis() as i64),
-            rule.approvers,
-            approvals.len()
-        ))?;
-        let typed = t.ask_line(&format!("Type the resource id ({}) to approve, anything else to stop: ", r.resource_id))?;
-        if typed.trim() != r.resource_id {
-            t.say("Not approved.\n")?;
-            return Err(refused("the typed resource id did not match".into()).await);
-        }
-        let pass = t.ask_secret(&format!("Passphrase for {}: ", key_file.display()))?;
-        let key = match ApproverKey::load(&key_file, &pass) {
+        show(&mut t, &r, &approvals, &rule, &trust, &config, &a.at.config)?;
+        let key = match sign_in(&mut t, &r, &key_file)? {
             Ok(k) => k,
-            Err(ApprovalError::BadPassphrase) => {
-                t.say("Wrong passphrase. Not approved.\n")?;
-                return Err(refused("wrong passphrase".into()).await);
-            }
-            Err(e) => return Err(refused(e.to_string()).await),
+            Err(why) => return Err(no.refuse(why).await),
         };
         let Some(trusted) = trust.find(&key.public()) else {
-            return Err(refused(format!(
-                "key {} ({}) is not in the trust file {}; the executor would reject this approval",
-                key.name(),
-                key.public().fingerprint(),
-                trust.path.display()
-            ))
-            .await);
+            return Err(no
+                .refuse(format!(
+                    "key {} ({}) is not in the trust file {}; the executor would reject this approval",
+                    key.name(),
+                    key.public().fingerprint(),
+                    trust.path.display()
+                ))
+                .await);
         };
         let approved_at = now_ms();
         let not_before = approved_at + rule.cooldown.as_millis() as i64;
@@ -271,21 +232,23 @@ pub fn run(a: ApproveArgs) -> anyhow::Result<ExitCode> {
             not_before,
             signature: key.sign(&claim),
         };
+        let window = config.policy.execution_window.as_millis() as i64;
         let (after, count) = match q
-            .add_approval(&approval, rule.approvers as i64, config.policy.execution_window.as_millis() as i64, &format!("{actor}:{}", trusted.name), approved_at)
+            .add_approval(&approval, rule.approvers as i64, window, &format!("{actor}:{}", trusted.name), approved_at)
             .await
         {
             Ok(x) => x,
-            Err(e) => return Err(refused(e.to_string()).await),
+            Err(e) => return Err(no.refuse(e.to_string()).await),
         };
         let msg = if after.state == State::Approved {
+            let due = after.not_before.unwrap_or(not_before);
             format!(
                 "{} approved by {} ({count}/{}); it may run at {} (in {}). Cancel before then with `airlock cancel {}`.",
                 r.id,
                 trusted.name,
                 rule.approvers,
-                format_ms(after.not_before.unwrap_or(not_before)),
-                countdown(after.not_before.unwrap_or(not_before) - now_ms()),
+                format_ms(due),
+                countdown(due - now_ms()),
                 r.id
             )
         } else {
@@ -298,5 +261,111 @@ pub fn run(a: ApproveArgs) -> anyhow::Result<ExitCode> {
         }
         println!("{msg}");
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The request may still be approved, and the current policy still queues exactly this call:
+/// the rule it falls under, or why not.
+fn still_queued(r: &airlock::queue::Request, config: &Config) -> Result<Rule, String> {
+    if r.state != State::Pending {
+        return Err(format!("request {} is {}, not pending", r.id, r.state));
+    }
+    if !r.call_intact() {
+        return Err("the stored call does not match its hash: the request was altered after it was made; deny it".into());
+    }
+    if r.policy_hash != config.policy.hash {
+        return Err(format!(
+            "the policy changed since this request was made (request: {}, now: {}); the agent must make the request again",
+            &r.policy_hash[..12.min(r.policy_hash.len())],
+            &config.policy.hash[..12]
+        ));
+    }
+    let engine = Engine::new(
+        config.policy.clone(),
+        config.catalogue.clone(),
+        Arc::new(StsBroker::new(config.policy.session_duration)),
+    );
+    let call = r.call().ok_or("unreadable call")?;
+    let input: Map<String, Value> = call.arguments.as_object().cloned().unwrap_or_default();
+    let rule = match engine.plan(&call.tool, &input) {
+        Ok((_, plan)) if plan.verdict.decision == Decision::Approve => {
+            plan.verdict.rule.ok_or("no rule")?
+        }
+        Ok((_, plan)) => {
+            return Err(format!(
+                "the policy does not queue this call any more ({}: {})",
+                plan.verdict.matched, plan.verdict.reason
+            ));
+        }
+        Err(e) => return Err(format!("the call is refused by the current policy: {e}")),
+    };
+    let resource: Value = serde_json::from_str(&r.resource_json).unwrap_or(Value::Null);
+    if resource["protected"] == json!(true) {
+        return Err(format!("{} is protected", r.resource_id));
+    }
+    Ok(rule)
+}
+
+/// What the approver reads before signing: the request, the policy's signature, what
+/// approving does.
+fn show(
+    t: &mut Terminal,
+    r: &airlock::queue::Request,
+    approvals: &[Approval],
+    rule: &Rule,
+    trust: &TrustFile,
+    config: &Config,
+    args: &super::ConfigArgs,
+) -> anyhow::Result<()> {
+    let v = view(r, approvals, now_ms());
+    t.say("\n")?;
+    t.say(&describe(&v, args))?;
+    // Approving does not need a signed policy, but the executor holds requests until it is.
+    let st = airlock::policy::signature::status(
+        &airlock::policy::signature::Manifest::of(&config.policy, &config.catalogue),
+        &airlock::policy::signature::signature_path(&config.policy.path),
+        Ok(trust),
+        &trust.path,
+    );
+    if !st.signed {
+        t.say(&format!(
+            "\nNote: the policy is not signed by a trusted approver ({}). The executor holds approved requests until an approver runs `airlock policy sign`.\n",
+            st.problem.as_deref().unwrap_or("no valid signature")
+        ))?;
+    }
+    t.say(&format!(
+        "\nApproving lets the executor run {} on {} in {} after a {} cooldown ({} approval(s) needed, {} so far).\n",
+        r.tool,
+        r.resource_id,
+        r.environment,
+        countdown(rule.cooldown.as_millis() as i64),
+        rule.approvers,
+        approvals.len()
+    ))?;
+    Ok(())
+}
+
+/// The typed resource id and the passphrase: the approver's key, or why there is none.
+fn sign_in(
+    t: &mut Terminal,
+    r: &airlock::queue::Request,
+    key_file: &std::path::Path,
+) -> anyhow::Result<Result<ApproverKey, String>> {
+    let typed = t.ask_line(&format!(
+        "Type the resource id ({}) to approve, anything else to stop: ",
+        r.resource_id
+    ))?;
+    if typed.trim() != r.resource_id {
+        t.say("Not approved.\n")?;
+        return Ok(Err("the typed resource id did not match".into()));
+    }
+    let pass = t.ask_secret(&format!("Passphrase for {}: ", key_file.display()))?;
+    Ok(match ApproverKey::load(key_file, &pass) {
+        Ok(k) => Ok(k),
+        Err(ApprovalError::BadPassphrase) => {
+            t.say("Wrong passphrase. Not approved.\n")?;
+            Err("wrong passphrase".into())
+        }
+        Err(e) => Err(e.to_string()),
     })
 }

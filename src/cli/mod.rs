@@ -16,11 +16,9 @@ pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use airlock::catalogue::Catalogue;
+use airlock::config::source::SourceErrors;
 use airlock::policy::Policy;
-use airlock::source::SourceErrors;
 use clap::{Args, Parser, Subcommand};
 
 /// airlock: typed, per-call scoped cloud tools for AI coding agents, over MCP.
@@ -122,39 +120,12 @@ pub struct ConfigArgs {
     pub tools: Option<PathBuf>,
 }
 
-/// The loaded configuration.
-pub struct Config {
-    pub policy: Arc<Policy>,
-    pub catalogue: Arc<Catalogue>,
-}
+pub use airlock::policy::load::Config;
 
 impl ConfigArgs {
     /// Load the catalogue and the policy (checked against each other).
     pub fn load(&self) -> Result<Config, SourceErrors> {
-        // The policy may name the tools folder, and its rules are checked against the
-        // catalogue: read it once for the folder, then validate it for real.
-        let text = std::fs::read_to_string(&self.policy).map_err(|e| {
-            SourceErrors::from(airlock::source::SourceError {
-                path: self.policy.clone(),
-                line: 1,
-                col: 1,
-                message: format!("cannot read the policy: {e}"),
-            })
-        })?;
-        let file = airlock::source::SourceFile::new(&self.policy, text);
-        let tools_dir = match &self.tools {
-            Some(t) => Some(t.clone()),
-            None => Policy::parse(&file, None)?.tools_dir,
-        };
-        let catalogue = match tools_dir {
-            Some(d) => Catalogue::load_dir(&d)?,
-            None => Catalogue::builtin()?,
-        };
-        let policy = Policy::parse(&file, Some(&catalogue))?;
-        Ok(Config {
-            policy: Arc::new(policy),
-            catalogue: Arc::new(catalogue),
-        })
+        airlock::policy::load::load(&self.policy, self.tools.as_deref())
     }
 }
 
@@ -232,7 +203,7 @@ pub const LOG_CAPS: &[(&str, tracing_subscriber::filter::LevelFilter)] = {
 };
 
 /// Configuration errors as JSON objects (`file`, `line`, `col`, `message`) for `--json` output.
-pub(crate) fn errors_json(errs: &airlock::source::SourceErrors) -> Vec<serde_json::Value> {
+pub(crate) fn errors_json(errs: &airlock::config::source::SourceErrors) -> Vec<serde_json::Value> {
     errs.0
         .iter()
         .map(|e| serde_json::json!({"file": display(&e.path), "line": e.line, "col": e.col, "message": e.message}))

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use airlock::catalogue::{self, Catalogue};
-use airlock::policy::Policy;
-use airlock::source::{SourceError, SourceErrors, SourceFile};
+use airlock::config::source::{SourceError, SourceErrors, SourceFile};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -104,21 +103,15 @@ impl CatalogueArgs {
                 p
             }
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| SourceError {
-            path: path.clone(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read the policy: {e}"),
-        })?;
-        let policy = Policy::parse(&SourceFile::new(&path, text), None)?;
-        Ok(policy.tools_dir.map_or(Source::Builtin, Source::Dir))
+        let dir = airlock::policy::load::tools_dir(&path)?;
+        Ok(dir.map_or(Source::Builtin, Source::Dir))
     }
 
     fn load(&self) -> Result<(Catalogue, Source), SourceErrors> {
         let source = self.source()?;
         let c = match &source {
-            Source::Builtin => Catalogue::builtin()?,
-            Source::Dir(d) => Catalogue::load_dir(d)?,
+            Source::Builtin => airlock::policy::load::catalogue(None)?,
+            Source::Dir(d) => airlock::policy::load::catalogue(Some(d))?,
         };
         Ok((c, source))
     }

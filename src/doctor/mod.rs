@@ -434,69 +434,139 @@ async fn executor(i: &Inputs, policy: &Policy) -> Vec<Line> {
     }
     for env in &execs {
         let role = env.executor_role.clone().unwrap_or_default();
-        // The broker must not be able to assume the executor role.
-        if !i.aws {
-            out.push(line(
-                3,
-                Level::Skip,
-                format!(
-                    "{}: whether the broker can assume {role}: not checked (--skip-aws)",
-                    env.name
-                ),
-                None,
-            ));
-        } else {
-            match base_credentials(env).await {
-                Err(e) => out.push(line(3, Level::Warn, format!("{}: {e}", env.name), None)),
-                Ok(creds) => {
-                    // A raw signed request, so the error code is read even when the endpoint
-                    // labels its XML answer as HTML (moto does).
-                    let mut params = Map::new();
-                    params.insert("RoleArn".into(), json!(role));
-                    params.insert("RoleSessionName".into(), json!("airlock-doctor"));
-                    params.insert("DurationSeconds".into(), json!("900"));
-                    let body =
-                        protocol::query_body(Protocol::Query, "AssumeRole", "2011-06-15", &params);
-                    let url = endpoint::override_for("sts", env)
-                        .unwrap_or_else(|| endpoint::resolve("sts", env));
-                    out.push(match query(&url, "sts", &env.region, body, &creds).await {
-                        Ok((200, _)) => line(3, Level::Fail, format!("{}: the broker credential can assume the executor role {role}", env.name), Some("the executor role's trust policy must name only the operator (`airlock iam` writes executor-ENV-trust.json), and the broker's policy must not allow sts:AssumeRole on it")),
-                        Ok((status, text)) => {
-                            let code = protocol::xml_error(&text).map(|(c, _)| c).unwrap_or_else(|| format!("HTTP {status}"));
-                            if code.contains("AccessDenied") {
-                                line(3, Level::Pass, format!("{}: the broker cannot assume the executor role {role} ({code})", env.name), None)
-                            } else {
-                                line(3, Level::Warn, format!("{}: AssumeRole of {role} with the broker credential answered {code}; could not confirm the broker is refused", env.name), None)
-                            }
-                        }
-                        Err(e) => line(3, Level::Warn, format!("{}: {e}", env.name), None),
-                    });
-                }
-            }
-        }
-        // The executor's credential must not be readable by this user.
-        let creds_file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".aws/credentials")
-            });
-        match &env.executor_profile {
-            None => out.push(line(3, Level::Warn, format!("{}: the executor uses the default AWS credential chain of whoever runs it", env.name), Some("set executor_profile and run `airlock executor` as its own OS user whose credential the agent's user cannot read (docs/deployment.md, \"A team\")"))),
-            Some(p) => {
-                let text = std::fs::read_to_string(&creds_file).unwrap_or_default();
-                let has_key = text.split("\n[").any(|sec| {
-                    sec.trim_start_matches('[').starts_with(&format!("{p}]"))
-                        && sec.contains("aws_secret_access_key")
-                });
-                out.push(if has_key {
-                    line(3, if inside(&i.workspace, &creds_file) { Level::Fail } else { Level::Warn }, format!("{}: the executor profile `{p}` has an access key in {}, which this user (the agent's) can read", env.name, creds_file.display()), Some("move the operator's credential to the executor's own OS user (docs/deployment.md, \"A team\"), or require MFA on the executor role so a stolen key alone cannot assume it"))
-                } else {
-                    line(3, Level::Pass, format!("{}: no access key for the executor profile `{p}` in {}", env.name, creds_file.display()), None)
-                });
-            }
-        }
+        out.push(broker_cannot_assume(i, env, &role).await);
+        out.push(executor_credential(i, env));
     }
-    // The trust file decides whose approvals and policy signatures count.
+    out.extend(trust_file(i));
+    out
+}
+
+/// The broker must not be able to assume the executor role `role`.
+async fn broker_cannot_assume(i: &Inputs, env: &Environment, role: &str) -> Line {
+    if !i.aws {
+        return line(
+            3,
+            Level::Skip,
+            format!(
+                "{}: whether the broker can assume {role}: not checked (--skip-aws)",
+                env.name
+            ),
+            None,
+        );
+    }
+    let creds = match base_credentials(env).await {
+        Err(e) => return line(3, Level::Warn, format!("{}: {e}", env.name), None),
+        Ok(c) => c,
+    };
+    // A raw signed request, so the error code is read even when the endpoint labels its XML
+    // answer as HTML (moto does).
+    let mut params = Map::new();
+    params.insert("RoleArn".into(), json!(role));
+    params.insert("RoleSessionName".into(), json!("airlock-doctor"));
+    params.insert("DurationSeconds".into(), json!("900"));
+    let body = protocol::query_body(Protocol::Query, "AssumeRole", "2011-06-15", &params);
+    let url = endpoint::override_for("sts", env).unwrap_or_else(|| endpoint::resolve("sts", env));
+    match query(&url, "sts", &env.region, body, &creds).await {
+        Ok((200, _)) => line(
+            3,
+            Level::Fail,
+            format!(
+                "{}: the broker credential can assume the executor role {role}",
+                env.name
+            ),
+            Some(
+                "the executor role's trust policy must name only the operator (`airlock iam` writes executor-ENV-trust.json), and the broker's policy must not allow sts:AssumeRole on it",
+            ),
+        ),
+        Ok((status, text)) => {
+            let code = protocol::xml_error(&text)
+                .map(|(c, _)| c)
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            if code.contains("AccessDenied") {
+                line(
+                    3,
+                    Level::Pass,
+                    format!(
+                        "{}: the broker cannot assume the executor role {role} ({code})",
+                        env.name
+                    ),
+                    None,
+                )
+            } else {
+                line(
+                    3,
+                    Level::Warn,
+                    format!(
+                        "{}: AssumeRole of {role} with the broker credential answered {code}; could not confirm the broker is refused",
+                        env.name
+                    ),
+                    None,
+                )
+            }
+        }
+        Err(e) => line(3, Level::Warn, format!("{}: {e}", env.name), None),
+    }
+}
+
+/// The executor's credential must not be readable by this user.
+fn executor_credential(i: &Inputs, env: &Environment) -> Line {
+    let creds_file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".aws/credentials")
+        });
+    let Some(p) = &env.executor_profile else {
+        return line(
+            3,
+            Level::Warn,
+            format!(
+                "{}: the executor uses the default AWS credential chain of whoever runs it",
+                env.name
+            ),
+            Some(
+                "set executor_profile and run `airlock executor` as its own OS user whose credential the agent's user cannot read (docs/deployment.md, \"A team\")",
+            ),
+        );
+    };
+    let text = std::fs::read_to_string(&creds_file).unwrap_or_default();
+    let has_key = text.split("\n[").any(|sec| {
+        sec.trim_start_matches('[').starts_with(&format!("{p}]"))
+            && sec.contains("aws_secret_access_key")
+    });
+    if has_key {
+        line(
+            3,
+            if inside(&i.workspace, &creds_file) {
+                Level::Fail
+            } else {
+                Level::Warn
+            },
+            format!(
+                "{}: the executor profile `{p}` has an access key in {}, which this user (the agent's) can read",
+                env.name,
+                creds_file.display()
+            ),
+            Some(
+                "move the operator's credential to the executor's own OS user (docs/deployment.md, \"A team\"), or require MFA on the executor role so a stolen key alone cannot assume it",
+            ),
+        )
+    } else {
+        line(
+            3,
+            Level::Pass,
+            format!(
+                "{}: no access key for the executor profile `{p}` in {}",
+                env.name,
+                creds_file.display()
+            ),
+            None,
+        )
+    }
+}
+
+/// The trust file decides whose approvals and policy signatures count.
+fn trust_file(i: &Inputs) -> Vec<Line> {
+    let mut out = Vec::new();
     let t = &i.trust_path;
     if inside(&i.workspace, t) {
         out.push(line(

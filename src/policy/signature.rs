@@ -221,7 +221,7 @@ pub fn read_signatures(path: &Path) -> Result<Option<Vec<PolicySignature>>, Stri
     let f: SigFile = toml::from_str(&text).map_err(|e| {
         let at = e
             .span()
-            .map(|s| crate::source::SourceFile::new(path, text.as_str()).line_col(s.start))
+            .map(|s| crate::config::source::SourceFile::new(path, text.as_str()).line_col(s.start))
             .unwrap_or((1, 1));
         format!(
             "{}:{}:{}: not a policy signature file ({}); delete it and sign again with `airlock policy sign`",
@@ -571,7 +571,7 @@ pub fn rollback_message(policy_path: &Path, at: i64, newer: i64, newer_by: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SourceFile;
+    use crate::config::source::SourceFile;
 
     const POLICY: &str = include_str!("../../policy.toml");
 

@@ -9,9 +9,18 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::canonical_json;
-use super::store::Draft;
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An audit event before it is sealed into the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    pub at: i64,
+    pub request_id: Option<String>,
+    pub actor: String,
+    pub event: String,
+    pub detail: Value,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {

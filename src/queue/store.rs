@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::audit::Event;
+pub use super::audit::{Draft, Event};
 use super::model::{Approval, Phase, QueueError, Request, State};
 use crate::BoxFuture;
 
@@ -18,16 +18,6 @@ pub enum Backend {
     Sqlite,
     /// A server shared by many hosts.
     Postgres,
-}
-
-/// An audit event before it is sealed into the chain.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Draft {
-    pub at: i64,
-    pub request_id: Option<String>,
-    pub actor: String,
-    pub event: String,
-    pub detail: Value,
 }
 
 /// What the request row must look like for a compare-and-set to apply.

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use airlock::catalogue::Catalogue;
+use airlock::config::source::SourceFile;
 use airlock::credentials::{CredentialBroker, StsBroker};
 use airlock::engine::{CallContext, Engine};
 use airlock::policy::Policy;
-use airlock::source::SourceFile;
 use aws_credential_types::Credentials;
 use serde_json::json;
 

@@ -146,7 +146,7 @@ fn prove_generated_executor_role_allows(rig: &Rig, log: &str) {
     let catalogue = airlock::catalogue::Catalogue::builtin().unwrap();
     let text = std::fs::read_to_string(&rig.policy).unwrap();
     let policy = airlock::policy::Policy::parse(
-        &airlock::source::SourceFile::new(&rig.policy, text),
+        &airlock::config::source::SourceFile::new(&rig.policy, text),
         Some(&catalogue),
     )
     .unwrap();

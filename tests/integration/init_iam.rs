@@ -16,11 +16,11 @@ use std::process::Command;
 use std::sync::Arc;
 
 use airlock::catalogue::Catalogue;
+use airlock::config::source::SourceFile;
 use airlock::credentials::{CredentialBroker, StsBroker};
 use airlock::engine::{CallContext, Engine};
 use airlock::iam::{self, Document, Kind, Principals};
 use airlock::policy::Policy;
-use airlock::source::SourceFile;
 use aws_credential_types::Credentials;
 use iam_rs::{
     Arn, Context, Decision, EvaluationOptions, IAMPolicy, IAMRequest, PolicyEvaluator, Principal,

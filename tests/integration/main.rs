@@ -4,6 +4,7 @@
 mod util;
 
 mod adding_a_tool;
+mod architecture;
 mod broker;
 mod catalogue_tools;
 mod cli;

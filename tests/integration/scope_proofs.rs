@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use airlock::catalogue::Catalogue;
+use airlock::config::source::SourceFile;
 use airlock::credentials::StsBroker;
 use airlock::engine::Engine;
 use airlock::policy::Policy;
-use airlock::source::SourceFile;
 use iam_rs::{
     Arn, Context, Decision, IAMPolicy, IAMRequest, PolicyEvaluator, Principal, PrincipalId,
 };

@@ -1,0 +1,63 @@
+//! The one loader: policy.toml read and parsed once, its catalogue (the tools folder it names,
+//! or the built-in tools) loaded, and the policy validated against it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Policy;
+use super::raw::RawPolicy;
+use crate::catalogue::Catalogue;
+use crate::config::source::{SourceError, SourceErrors, SourceFile};
+
+/// A policy with the catalogue its rules were checked against.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub policy: Arc<Policy>,
+    pub catalogue: Arc<Catalogue>,
+}
+
+/// The policy file at `path`, read and parsed (not yet validated).
+fn read(path: &Path) -> Result<(SourceFile, RawPolicy), SourceErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        SourceErrors::from(SourceError {
+            path: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read the policy: {e}"),
+        })
+    })?;
+    let file = SourceFile::new(path, text);
+    let raw: RawPolicy = file.parse_toml()?;
+    Ok((file, raw))
+}
+
+/// The catalogue in `dir`, or the built-in tools.
+pub fn catalogue(dir: Option<&Path>) -> Result<Catalogue, SourceErrors> {
+    match dir {
+        Some(d) => Catalogue::load_dir(d),
+        None => Catalogue::builtin(),
+    }
+}
+
+/// Load the policy at `path` and the catalogue it is checked against: the tools folder
+/// `tools` when given, else the policy's `settings.tools_dir`, else the built-in tools. The
+/// file is read and parsed once.
+pub fn load(path: &Path, tools: Option<&Path>) -> Result<Config, SourceErrors> {
+    let (file, raw) = read(path)?;
+    let dir = tools
+        .map(Path::to_path_buf)
+        .or_else(|| super::tools_dir(&file, &raw));
+    let catalogue = catalogue(dir.as_deref())?;
+    let policy = Policy::from_raw(&file, &raw, Some(&catalogue))?;
+    Ok(Config {
+        policy: Arc::new(policy),
+        catalogue: Arc::new(catalogue),
+    })
+}
+
+/// The tools folder the policy at `path` names (`settings.tools_dir`); the policy must be valid
+/// apart from the checks that need the catalogue.
+pub fn tools_dir(path: &Path) -> Result<Option<PathBuf>, SourceErrors> {
+    let (file, raw) = read(path)?;
+    Ok(Policy::from_raw(&file, &raw, None)?.tools_dir)
+}
