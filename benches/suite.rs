@@ -5,8 +5,8 @@
 //! Environment: AIRLOCK_BENCH_PEERS = a file from scripts/bench-peers (NAME\tENV\tCOMMAND per
 //! line); AIRLOCK_BENCH_QUICK=1 for fewer repetitions.
 
-#[path = "../tests/integration/util.rs"]
-mod util;
+#[path = "../tests/integration/support/mod.rs"]
+mod support;
 
 use std::collections::HashSet;
 use std::process::Stdio;
@@ -17,7 +17,7 @@ use airlock::aws;
 use airlock::catalogue::{Catalogue, args};
 use airlock::config::source::SourceFile;
 use airlock::credentials::{CredentialBroker, Role, ScopeRequest, StsBroker};
-use airlock::engine::{CallContext, Engine};
+use airlock::engine::CallContext;
 use airlock::policy::Policy;
 use airlock::queue::sqlite::SqliteStore;
 use airlock::queue::{Approval, Call, ClaimOwner, NewRequest, Queue};
@@ -25,9 +25,9 @@ use airlock::redact::Redactor;
 use airlock::scope;
 use aws_credential_types::Credentials;
 use serde_json::{Map, Value, json};
+use support::{Moto, airlock_bin, repo};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
-use util::{Moto, airlock_bin, repo};
 
 fn quick() -> bool {
     std::env::var("AIRLOCK_BENCH_QUICK").is_ok_and(|v| v == "1")
@@ -300,7 +300,7 @@ async fn main() {
         }
         s.close().await;
         // Direct: the same signed request to the same endpoint, same data, in-process.
-        let text = util::policy_text_with_endpoint(&moto.url);
+        let text = support::policy_text_with_endpoint(&moto.url);
         let cat = Catalogue::builtin().unwrap();
         let pol = Policy::parse(&SourceFile::new("policy.toml", text), Some(&cat)).unwrap();
         let spec_tool = cat.get(tool).unwrap();
@@ -373,15 +373,7 @@ async fn main() {
 
     // 3. STS economy: a realistic mix, concurrent callers, counted in the broker.
     {
-        let text = util::policy_text_with_endpoint(&moto.url);
-        let cat = Catalogue::builtin().unwrap();
-        let pol = Policy::parse(&SourceFile::new("policy.toml", text), Some(&cat)).unwrap();
-        let (kid, sec) = moto.broker_key();
-        let broker = Arc::new(StsBroker::with_base_credentials(
-            pol.session_duration,
-            Credentials::new(kid, sec, None, None, "bench"),
-        ));
-        let engine = Arc::new(Engine::new(Arc::new(pol), Arc::new(cat), broker.clone()));
+        let (engine, broker) = support::moto_engine(&moto);
         let calls: Vec<(&str, Value)> = (0..1000)
             .map(|i| match i % 10 {
                 0..=3 => (

@@ -73,6 +73,34 @@ impl ApprovalClaim {
     }
 }
 
+/// `key`'s approval of request `r`, made at `approved_at`, which may run `cooldown_ms` later:
+/// the signature over exactly this request, its call and its policy, as the queue records it.
+/// `approver` is the name the trust file gives the key.
+pub fn approve(
+    key: &ApproverKey,
+    approver: &str,
+    r: &crate::queue::Request,
+    approved_at: i64,
+    cooldown_ms: i64,
+) -> crate::queue::Approval {
+    let not_before = approved_at + cooldown_ms;
+    let claim = ApprovalClaim {
+        request_id: r.id.clone(),
+        call_hash: r.call_hash.clone(),
+        policy_hash: r.policy_hash.clone(),
+        approved_at_ms: approved_at,
+        not_before_ms: not_before,
+    };
+    crate::queue::Approval {
+        request_id: r.id.clone(),
+        approver: approver.to_string(),
+        public_key: key.public().to_string(),
+        approved_at,
+        not_before,
+        signature: key.sign(&claim),
+    }
+}
+
 /// Checks that `signature_b64` (standard base64, as made by [`ApproverKey::sign`]) is `key`'s
 /// signature over `claim`. Uses strict Ed25519 verification (no malleable or weak-key forms).
 pub fn verify(

@@ -32,17 +32,21 @@ pub struct Fetched {
     pub more_pages: bool,
 }
 
+/// What one tool call (or executor step) sends: the tool's AWS spec, where its items are in
+/// the answer, the environment, the validated arguments, and the scoped credential.
+#[derive(Clone, Copy)]
+pub struct Fetch<'a> {
+    pub spec: &'a AwsSpec,
+    pub items_path: Option<&'a str>,
+    pub env: &'a Environment,
+    pub args: &'a Args,
+    pub creds: &'a Credentials,
+}
+
 /// Sends a tool's AWS requests. The real one is [`HttpCaller`] (SigV4 over reqwest); the
 /// trait lets the engine and the executor be driven in-process by a fake endpoint in tests.
 pub trait AwsCaller: Send + Sync {
-    fn fetch<'a>(
-        &'a self,
-        spec: &'a AwsSpec,
-        items_path: Option<&'a str>,
-        env: &'a Environment,
-        args: &'a Args,
-        creds: &'a Credentials,
-    ) -> BoxFuture<'a, Result<Fetched, AwsError>>;
+    fn fetch<'a>(&'a self, req: Fetch<'a>) -> BoxFuture<'a, Result<Fetched, AwsError>>;
 }
 
 /// [`fetch`] over one HTTP client, built on first use: building it loads the TLS root
@@ -54,16 +58,9 @@ pub struct HttpCaller {
 }
 
 impl AwsCaller for HttpCaller {
-    fn fetch<'a>(
-        &'a self,
-        spec: &'a AwsSpec,
-        items_path: Option<&'a str>,
-        env: &'a Environment,
-        args: &'a Args,
-        creds: &'a Credentials,
-    ) -> BoxFuture<'a, Result<Fetched, AwsError>> {
+    fn fetch<'a>(&'a self, r: Fetch<'a>) -> BoxFuture<'a, Result<Fetched, AwsError>> {
         let http = self.client.get_or_init(http_client);
-        Box::pin(fetch(http, spec, items_path, env, args, creds))
+        Box::pin(fetch(http, r.spec, r.items_path, r.env, r.args, r.creds))
     }
 }
 
@@ -317,14 +314,7 @@ mod tests {
     use crate::config::source::SourceFile;
 
     fn env() -> Environment {
-        Environment {
-            name: "staging".into(),
-            account: "123456789012".into(),
-            region: "eu-west-1".into(),
-            partition: "aws".into(),
-            agent_role: "arn:aws:iam::123456789012:role/a".into(),
-            ..Default::default()
-        }
+        Environment::for_tests("eu-west-1")
     }
 
     fn built(spec: &AwsSpec) -> reqwest::Request {

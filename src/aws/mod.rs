@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod endpoint;
+pub mod fake;
 pub mod project;
 pub mod protocol;
 pub mod sign;

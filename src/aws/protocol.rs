@@ -403,14 +403,7 @@ mod tests {
     use serde_json::json;
 
     fn env() -> Environment {
-        Environment {
-            name: "staging".into(),
-            account: "123456789012".into(),
-            region: "us-east-1".into(),
-            partition: "aws".into(),
-            agent_role: "arn:aws:iam::123456789012:role/a".into(),
-            ..Default::default()
-        }
+        Environment::for_tests("us-east-1")
     }
 
     #[test]

@@ -4,9 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::snapshot::Kind;
-use super::{BackupGrant, BackupState, CrashPoint, Refuse, Runner, both_regions, wait_for};
-use crate::aws::AwsError;
+use super::snapshot::{Job, Kind, Started};
+use super::{BackupGrant, CrashPoint, Follow, Refuse, Runner, both_regions, follow, send};
 use crate::catalogue::{AwsSpec, Protocol};
 use crate::policy::Environment;
 use crate::queue::Request;
@@ -50,18 +49,9 @@ pub fn grants(env: &Environment, resources: &[String]) -> Vec<BackupGrant> {
     grants
 }
 
-/// One EC2 request of a backup, under a session policy of exactly `action` on `resources`.
-pub async fn ec2<R: Runner>(
-    r: &R,
-    env: &Environment,
-    action: &str,
-    iam_action: &str,
-    resources: Vec<String>,
-    params: Value,
-) -> Result<Value, AwsError> {
-    let spec = AwsSpec::step("ec2", Protocol::Ec2, action, EC2_VERSION);
-    r.aws(env, spec, vec![iam_action.into()], resources, params)
-        .await
+/// An EC2 request of a backup.
+pub fn ec2(action: &str) -> AwsSpec {
+    AwsSpec::step("ec2", Protocol::Ec2, action, EC2_VERSION)
 }
 
 /// An EBS snapshot request (CreateSnapshot or CopySnapshot).
@@ -72,19 +62,27 @@ pub struct SnapshotAsk {
     pub params: Value,
     /// What the refusal says when the request fails ("the backup could not be started").
     pub failure: String,
+    /// The snapshot's description: it names the request, so a snapshot this request started
+    /// before a crash (and did not record) is found again instead of taken twice.
+    pub description: String,
 }
 
-/// Sends `ask` to `env`'s region; returns the new snapshot's id. The request is not yet
-/// recorded when it is accepted (the `after-backup-request` crash point).
+/// Finds the snapshot `ask` describes in `env`'s region, or sends `ask` there; returns the
+/// snapshot's id. A new request is not yet recorded when it is accepted (the
+/// `after-backup-request` crash point).
 pub async fn request_snapshot<R: Runner>(
     r: &R,
     env: &Environment,
+    req: &Request,
     ask: SnapshotAsk,
 ) -> Result<String, Refuse> {
-    let doc = ec2(
+    if let Some(id) = find_snapshot(r, env, &ask.description, req).await? {
+        return Ok(id);
+    }
+    let doc = send(
         r,
         env,
-        ask.action,
+        ec2(ask.action),
         ask.iam_action,
         ask.resources,
         ask.params,
@@ -106,10 +104,10 @@ pub async fn find_snapshot<R: Runner>(
     description: &str,
     req: &Request,
 ) -> Result<Option<String>, Refuse> {
-    let found = ec2(
+    let found = send(
         r,
         env,
-        "DescribeSnapshots",
+        ec2("DescribeSnapshots"),
         DESCRIBE_SNAPSHOTS,
         vec!["*".into()],
         json!({"Owner": ["self"], "Filter": [{"Name": "description", "Value": [description]}]}),
@@ -140,74 +138,54 @@ pub async fn wait_snapshot<R: Runner>(
     snap: &str,
     req: &Request,
 ) -> Result<(), Refuse> {
-    let what = format!("backup {snap}");
-    wait_for(r, &what, async || {
-        let doc = ec2(
-            r,
-            env,
-            "DescribeSnapshots",
-            DESCRIBE_SNAPSHOTS,
-            vec!["*".into()],
-            json!({"SnapshotId": [snap]}),
-        )
-        .await
-        .map_err(|e| Refuse(format!("could not follow {what}: {e}")))?;
-        let item = &doc["snapshotSet"][0];
-        let status = item["status"].as_str().unwrap_or("unknown").to_string();
-        let percent = item["progress"].as_str().unwrap_or("");
-        let line = format!("{}: {what} in {}: {status} {percent}", req.id, env.region);
-        let progress = match status.as_str() {
-            "completed" => BackupState::Done,
-            "error" | "recoverable" | "unknown" => BackupState::Failed(status),
-            _ => BackupState::Running,
-        };
-        Ok((line, progress))
-    })
-    .await
+    let f = Follow {
+        what: format!("backup {snap}"),
+        place: format!("in {}", env.region),
+        spec: ec2("DescribeSnapshots"),
+        iam_action: DESCRIBE_SNAPSHOTS,
+        resources: vec!["*".into()],
+        params: json!({"SnapshotId": [snap]}),
+        status: |doc| {
+            let item = &doc["snapshotSet"][0];
+            let status = item["status"].as_str().unwrap_or("unknown").to_string();
+            (
+                status,
+                format!(" {}", item["progress"].as_str().unwrap_or("")),
+            )
+        },
+        done: &["completed"],
+        failed: &["error", "recoverable"],
+    };
+    follow(r, env, req, f).await
 }
 
 /// The EBS snapshot of a volume.
 pub struct Ebs;
 
 impl Kind for Ebs {
-    async fn start<R: Runner>(
-        &self,
-        r: &R,
-        req: &Request,
-        env: &Environment,
-    ) -> Result<String, Refuse> {
+    async fn start<R: Runner>(&self, j: Job<'_, R>) -> Started {
+        let Job { r, req, env } = j;
         let description = format!(
             "airlock backup of {} before request {}",
             req.resource_id, req.id
         );
-        if let Some(id) = find_snapshot(r, env, &description, req).await? {
-            return Ok(id);
-        }
         let ask = SnapshotAsk {
             action: "CreateSnapshot",
             iam_action: CREATE_SNAPSHOT,
             resources: vec![req.resource_arn.clone(), snapshots_in(env, &env.region)],
             params: json!({"VolumeId": req.resource_id, "Description": description}),
             failure: "the backup could not be started".into(),
+            description,
         };
-        request_snapshot(r, env, ask).await
+        request_snapshot(r, env, req, ask).await
     }
 
-    async fn start_copy<R: Runner>(
-        &self,
-        r: &R,
-        req: &Request,
-        env: &Environment,
-        dest: &Environment,
-        backup_id: &str,
-    ) -> Result<String, Refuse> {
+    async fn copy<R: Runner>(&self, j: Job<'_, R>, dest: &Environment, backup_id: &str) -> Started {
+        let Job { r, req, env } = j;
         let description = format!(
             "airlock isolated copy of {backup_id} ({}) for request {}",
             req.resource_id, req.id
         );
-        if let Some(id) = find_snapshot(r, dest, &description, req).await? {
-            return Ok(id);
-        }
         let p = &env.partition;
         let ask = SnapshotAsk {
             action: "CopySnapshot",
@@ -218,17 +196,13 @@ impl Kind for Ebs {
             ],
             params: json!({"SourceRegion": env.region, "SourceSnapshotId": backup_id, "Description": description}),
             failure: format!("the backup could not be copied to {}", dest.region),
+            description,
         };
-        request_snapshot(r, dest, ask).await
+        request_snapshot(r, dest, req, ask).await
     }
 
-    async fn wait<R: Runner>(
-        &self,
-        r: &R,
-        env: &Environment,
-        id: &str,
-        req: &Request,
-    ) -> Result<(), Refuse> {
+    async fn wait<R: Runner>(&self, j: Job<'_, R>, id: &str) -> Result<(), Refuse> {
+        let Job { r, req, env } = j;
         wait_snapshot(r, env, id, req).await
     }
 

@@ -4,12 +4,11 @@
 //! started instead of starting another. The S3 write is the Logs service's own, allowed by the
 //! bucket's policy, not the executor's.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{
-    BackupGrant, BackupKind, BackupPlan, BackupState, CrashPoint, Refuse, Runner, wait_for,
+    BackupGrant, BackupKind, BackupPlan, CrashPoint, Follow, Refuse, Runner, done, follow, send,
 };
-use crate::aws::AwsError;
 use crate::catalogue::{AwsSpec, Protocol};
 use crate::policy::Environment;
 use crate::queue::{Phase, Request};
@@ -68,19 +67,12 @@ pub fn grants(env: &Environment, resources: &[String]) -> Vec<BackupGrant> {
     ]
 }
 
-async fn logs<R: Runner>(
-    r: &R,
-    env: &Environment,
-    action: &str,
-    iam_action: &str,
-    resources: Vec<String>,
-    params: Value,
-) -> Result<Value, AwsError> {
+/// A CloudWatch Logs request of a backup.
+fn logs(action: &str) -> AwsSpec {
     let mut spec = AwsSpec::step("logs", Protocol::Json, action, "");
     spec.version = None;
     spec.target = Some(format!("Logs_20140328.{action}"));
-    r.aws(env, spec, vec![iam_action.into()], resources, params)
-        .await
+    spec
 }
 
 pub async fn run<R: Runner>(r: &R, req: &mut Request, env: &Environment) -> Result<(), Refuse> {
@@ -105,38 +97,25 @@ pub async fn run<R: Runner>(r: &R, req: &mut Request, env: &Environment) -> Resu
             id
         }
     };
-    let what = format!("export {task_id}");
-    wait_for(r, &what, async || {
-        let doc = logs(
-            r,
-            env,
-            "DescribeExportTasks",
-            DESCRIBE_EXPORTS,
-            vec!["*".into()],
-            json!({"taskId": task_id}),
-        )
-        .await
-        .map_err(|e| Refuse(format!("could not follow {what}: {e}")))?;
-        let code = doc["exportTasks"][0]["status"]["code"]
-            .as_str()
-            .unwrap_or("unknown")
-            .to_ascii_uppercase();
-        let line = format!("{}: {what} to {destination}: {code}", req.id);
-        let progress = match code.as_str() {
-            "COMPLETED" => BackupState::Done,
-            "CANCELLED" | "FAILED" | "UNKNOWN" => BackupState::Failed(code),
-            _ => BackupState::Running,
-        };
-        Ok((line, progress))
-    })
-    .await?;
-    r.phase(
-        Phase::BackupDone,
-        json!({"backup_id": task_id, "destination": destination}),
-    )
-    .await?;
-    r.crash_point(CrashPoint::AfterBackup).await;
-    Ok(())
+    let f = Follow {
+        what: format!("export {task_id}"),
+        place: format!("to {destination}"),
+        spec: logs("DescribeExportTasks"),
+        iam_action: DESCRIBE_EXPORTS,
+        resources: vec!["*".into()],
+        params: json!({"taskId": task_id}),
+        status: |doc| {
+            let code = doc["exportTasks"][0]["status"]["code"].as_str();
+            (
+                code.unwrap_or("unknown").to_ascii_uppercase(),
+                String::new(),
+            )
+        },
+        done: &["COMPLETED"],
+        failed: &["CANCELLED", "FAILED", "UNKNOWN"],
+    };
+    follow(r, env, req, f).await?;
+    done(r, json!({"backup_id": task_id, "destination": destination})).await
 }
 
 /// The export this request started before a crash (found by its name), or a new one.
@@ -156,10 +135,7 @@ async fn start<R: Runner>(
         return Ok(id);
     }
     let group_arns = vec![req.resource_arn.clone(), format!("{}:*", req.resource_arn)];
-    let doc = logs(
-        r,
-        env,
-        "CreateExportTask",
+    let doc = send(r, env, logs("CreateExportTask"),
         CREATE_EXPORT,
         group_arns,
         json!({"taskName": task_name, "logGroupName": req.resource_id, "from": 0, "to": now_ms(), "destination": bucket, "destinationPrefix": prefix}),
@@ -185,10 +161,10 @@ async fn find_export<R: Runner>(
         if let Some(t) = &token {
             params["nextToken"] = json!(t);
         }
-        let doc = logs(
+        let doc = send(
             r,
             env,
-            "DescribeExportTasks",
+            logs("DescribeExportTasks"),
             DESCRIBE_EXPORTS,
             vec!["*".into()],
             params,

@@ -79,6 +79,27 @@ pub trait Runner {
     fn crash_point(&self, point: CrashPoint) -> impl Future<Output = ()>;
 }
 
+/// One request of a backup step, under a session policy of exactly `iam_action` on
+/// `resources`.
+async fn send<R: Runner>(
+    r: &R,
+    env: &Environment,
+    spec: AwsSpec,
+    iam_action: &str,
+    resources: Vec<String>,
+    params: Value,
+) -> Result<Value, AwsError> {
+    r.aws(env, spec, vec![iam_action.into()], resources, params)
+        .await
+}
+
+/// Record that the backup is complete (with its ids in `detail`); then comes the action.
+async fn done<R: Runner>(r: &R, detail: Value) -> Result<(), Refuse> {
+    r.phase(Phase::BackupDone, detail).await?;
+    r.crash_point(CrashPoint::AfterBackup).await;
+    Ok(())
+}
+
 /// Take the backup `kind` declares for `req` in `env`, waiting until it is complete. On
 /// success `req` carries the backup ids; on refusal nothing was deleted.
 pub async fn run<R: Runner>(
@@ -275,38 +296,51 @@ fn both_regions(env: &Environment) -> Vec<String> {
         .collect()
 }
 
-/// What one look at a backup in progress found.
-pub enum BackupState {
-    /// Finished: the backup can be relied on.
-    Done,
-    /// Ended without a usable backup, in this state.
-    Failed(String),
-    /// Still running.
-    Running,
+/// How to follow one backup in progress: the request that looks at it, and where its answer
+/// says how it is going.
+pub struct Follow {
+    /// Names it in messages (`backup snap-1`, `export 4f2a`).
+    pub what: String,
+    /// Where it is, for the progress line (`in us-east-1`, `to s3://bucket/prefix`).
+    pub place: String,
+    pub spec: AwsSpec,
+    pub iam_action: &'static str,
+    pub resources: Vec<String>,
+    pub params: Value,
+    /// The status in the answer, and anything to add to the progress line.
+    pub status: fn(&Value) -> (String, String),
+    pub done: &'static [&'static str],
+    pub failed: &'static [&'static str],
 }
 
-/// Follows a backup in progress: calls `look` every poll interval, says each new status line,
-/// and returns once it is done. A backup that fails, or is not done within [`BACKUP_TIMEOUT`],
-/// refuses the request (nothing is deleted). `what` names it in messages.
-pub async fn wait_for<R: Runner>(
+/// Follows a backup in progress: looks every poll interval, says each new status line, and
+/// returns once it is done. A backup that fails, or is not done within [`BACKUP_TIMEOUT`],
+/// refuses the request (nothing is deleted).
+pub async fn follow<R: Runner>(
     r: &R,
-    what: &str,
-    mut look: impl AsyncFnMut() -> Result<(String, BackupState), Refuse>,
+    env: &Environment,
+    req: &Request,
+    f: Follow,
 ) -> Result<(), Refuse> {
     let started = Instant::now();
     let mut last = String::new();
+    let what = &f.what;
     loop {
-        let (line, progress) = look().await?;
+        let (spec, resources) = (f.spec.clone(), f.resources.clone());
+        let doc = send(r, env, spec, f.iam_action, resources, f.params.clone())
+            .await
+            .map_err(|e| Refuse(format!("could not follow {what}: {e}")))?;
+        let (status, extra) = (f.status)(&doc);
+        let line = format!("{}: {what} {}: {status}{extra}", req.id, f.place);
         if line != last {
             r.say(line.clone());
             last = line;
         }
-        match progress {
-            BackupState::Done => return Ok(()),
-            BackupState::Failed(status) => {
-                return Err(Refuse(format!("{what} is `{status}`; nothing was deleted")));
-            }
-            BackupState::Running => {}
+        if f.done.contains(&status.as_str()) {
+            return Ok(());
+        }
+        if status == "unknown" || f.failed.contains(&status.as_str()) {
+            return Err(Refuse(format!("{what} is `{status}`; nothing was deleted")));
         }
         if started.elapsed() > BACKUP_TIMEOUT {
             return Err(Refuse(format!(

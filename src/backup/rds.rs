@@ -4,12 +4,11 @@
 
 use serde_json::{Value, json};
 
-use super::snapshot::Kind;
-use super::{BackupGrant, BackupState, CrashPoint, Refuse, Runner, both_regions, wait_for};
+use super::snapshot::{Job, Kind, Started};
+use super::{BackupGrant, CrashPoint, Follow, Refuse, Runner, both_regions, follow, send};
 use crate::aws::AwsError;
 use crate::catalogue::{AwsSpec, Protocol};
 use crate::policy::Environment;
-use crate::queue::Request;
 
 const RDS_VERSION: &str = "2014-10-31";
 /// The IAM actions of an RDS snapshot backup: CreateDBSnapshot on the instance and the new
@@ -66,17 +65,9 @@ pub fn grants(env: &Environment, resources: &[String]) -> Vec<BackupGrant> {
     grants
 }
 
-async fn rds<R: Runner>(
-    r: &R,
-    env: &Environment,
-    action: &str,
-    iam_action: &str,
-    resources: Vec<String>,
-    params: Value,
-) -> Result<Value, AwsError> {
-    let spec = AwsSpec::step("rds", Protocol::Query, action, RDS_VERSION);
-    r.aws(env, spec, vec![iam_action.into()], resources, params)
-        .await
+/// An RDS request of a backup.
+fn rds(action: &str) -> AwsSpec {
+    AwsSpec::step("rds", Protocol::Query, action, RDS_VERSION)
 }
 
 /// The outcome of a request for a DB snapshot named after this request.
@@ -104,18 +95,14 @@ async fn sent<R: Runner>(
 pub struct Rds;
 
 impl Kind for Rds {
-    async fn start<R: Runner>(
-        &self,
-        r: &R,
-        req: &Request,
-        env: &Environment,
-    ) -> Result<String, Refuse> {
+    async fn start<R: Runner>(&self, j: Job<'_, R>) -> Started {
+        let Job { r, req, env } = j;
         let name = backup_name(&req.id);
         let here = snapshot_arn(env, &env.region, &name);
-        let answer = rds(
+        let answer = send(
             r,
             env,
-            "CreateDBSnapshot",
+            rds("CreateDBSnapshot"),
             CREATE_SNAPSHOT,
             vec![req.resource_arn.clone(), here],
             json!({"DBInstanceIdentifier": req.resource_id, "DBSnapshotIdentifier": name}),
@@ -130,21 +117,12 @@ impl Kind for Rds {
     }
 
     /// The copy keeps the snapshot's name; returns the copy's ARN.
-    async fn start_copy<R: Runner>(
-        &self,
-        r: &R,
-        req: &Request,
-        env: &Environment,
-        dest: &Environment,
-        name: &str,
-    ) -> Result<String, Refuse> {
+    async fn copy<R: Runner>(&self, j: Job<'_, R>, dest: &Environment, name: &str) -> Started {
+        let Job { r, req, env } = j;
         let to = &dest.region;
         let here = snapshot_arn(env, &env.region, name);
         let there = snapshot_arn(env, to, name);
-        let answer = rds(
-            r,
-            dest,
-            "CopyDBSnapshot",
+        let answer = send(r, dest, rds("CopyDBSnapshot"),
             COPY_SNAPSHOT,
             vec![here.clone(), there.clone()],
             json!({"SourceDBSnapshotIdentifier": here, "TargetDBSnapshotIdentifier": name, "CopyTags": true}),
@@ -155,39 +133,24 @@ impl Kind for Rds {
         Ok(there)
     }
 
-    async fn wait<R: Runner>(
-        &self,
-        r: &R,
-        env: &Environment,
-        name: &str,
-        req: &Request,
-    ) -> Result<(), Refuse> {
-        let what = format!("backup {name}");
-        wait_for(r, &what, async || {
-            let doc = rds(
-                r,
-                env,
-                "DescribeDBSnapshots",
-                DESCRIBE_SNAPSHOTS,
-                vec![snapshot_arn(env, &env.region, name)],
-                json!({"DBSnapshotIdentifier": name}),
-            )
-            .await
-            .map_err(|e| Refuse(format!("could not follow {what}: {e}")))?;
-            let snaps = &doc["DescribeDBSnapshotsResult"]["DBSnapshots"]["DBSnapshot"];
-            let item = if snaps.is_array() { &snaps[0] } else { snaps };
-            let status = item["Status"].as_str().unwrap_or("unknown").to_string();
-            let line = format!("{}: {what} in {}: {status}", req.id, env.region);
-            let progress = match status.as_str() {
-                "available" => BackupState::Done,
-                "failed" | "error" | "incompatible-restore" | "unknown" => {
-                    BackupState::Failed(status)
-                }
-                _ => BackupState::Running,
-            };
-            Ok((line, progress))
-        })
-        .await
+    async fn wait<R: Runner>(&self, j: Job<'_, R>, name: &str) -> Result<(), Refuse> {
+        let f = Follow {
+            what: format!("backup {name}"),
+            place: format!("in {}", j.env.region),
+            spec: rds("DescribeDBSnapshots"),
+            iam_action: DESCRIBE_SNAPSHOTS,
+            resources: vec![snapshot_arn(j.env, &j.env.region, name)],
+            params: json!({"DBSnapshotIdentifier": name}),
+            status: |doc| {
+                let snaps = &doc["DescribeDBSnapshotsResult"]["DBSnapshots"]["DBSnapshot"];
+                let item = if snaps.is_array() { &snaps[0] } else { snaps };
+                let status = item["Status"].as_str().unwrap_or("unknown");
+                (status.to_string(), String::new())
+            },
+            done: &["available"],
+            failed: &["failed", "error", "incompatible-restore"],
+        };
+        follow(j.r, j.env, j.req, f).await
     }
 
     /// A DB snapshot copy keeps its name in the backup region.

@@ -7,36 +7,42 @@ use std::future::Future;
 
 use serde_json::json;
 
-use super::{CrashPoint, NO_BACKUP_REGION, Refuse, Runner, in_region};
+use super::{NO_BACKUP_REGION, Refuse, Runner, done, in_region};
 use crate::policy::Environment;
 use crate::queue::{Phase, Request};
 
+/// What a snapshot step works on: the runner, the request, and the environment (its region
+/// is where the step's request is sent).
+pub struct Job<'a, R> {
+    pub r: &'a R,
+    pub req: &'a Request,
+    pub env: &'a Environment,
+}
+
+impl<R> Clone for Job<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Job<'_, R> {}
+
+/// A snapshot started (or found): its id.
+pub type Started = Result<String, Refuse>;
+
 /// One kind of snapshot backup.
 pub trait Kind {
-    /// Starts (or finds) the backup in `env`'s region; returns its id.
-    fn start<R: Runner>(
+    /// Starts (or finds) the backup in the job's region; returns its id.
+    fn start<R: Runner>(&self, j: Job<'_, R>) -> impl Future<Output = Started>;
+    /// Starts (or finds) the copy of backup `id` in `to`'s region; returns the copy's id.
+    fn copy<R: Runner>(
         &self,
-        r: &R,
-        req: &Request,
-        env: &Environment,
-    ) -> impl Future<Output = Result<String, Refuse>>;
-    /// Starts (or finds) the copy of `backup_id` in `dest`'s region; returns the copy's id.
-    fn start_copy<R: Runner>(
-        &self,
-        r: &R,
-        req: &Request,
-        env: &Environment,
-        dest: &Environment,
-        backup_id: &str,
-    ) -> impl Future<Output = Result<String, Refuse>>;
-    /// Waits until snapshot `id` in `env`'s region is usable.
-    fn wait<R: Runner>(
-        &self,
-        r: &R,
-        env: &Environment,
+        j: Job<'_, R>,
+        to: &Environment,
         id: &str,
-        req: &Request,
-    ) -> impl Future<Output = Result<(), Refuse>>;
+    ) -> impl Future<Output = Started>;
+    /// Waits until snapshot `id` in the job's region is usable.
+    fn wait<R: Runner>(&self, j: Job<'_, R>, id: &str) -> impl Future<Output = Result<(), Refuse>>;
     /// What to wait for in the backup region: the copy's id, or the backup's name where the
     /// copy keeps it (a DB snapshot).
     fn copy_wait_id<'a>(&self, copy_id: &'a str, backup_id: &'a str) -> &'a str;
@@ -52,38 +58,43 @@ pub async fn run<K: Kind, R: Runner>(
     let backup_id = match req.backup_id.clone() {
         Some(id) => id,
         None => {
-            let id = kind.start(r, req, env).await?;
+            let id = kind.start(Job { r, req, env }).await?;
             r.phase(Phase::BackupStarted, json!({"backup_id": id}))
                 .await?;
             req.backup_id = Some(id.clone());
             id
         }
     };
-    kind.wait(r, env, &backup_id, req).await?;
+    kind.wait(Job { r, req, env }, &backup_id).await?;
     match &env.backup_region {
         Some(dest) => {
             let dest_env = in_region(env, dest);
             let copy_id = match req.backup_copy_id.clone() {
                 Some(id) => id,
                 None => {
-                    let id = kind.start_copy(r, req, env, &dest_env, &backup_id).await?;
+                    let id = kind
+                        .copy(Job { r, req, env }, &dest_env, &backup_id)
+                        .await?;
                     record_copy(r, req, &id, dest).await?;
                     id
                 }
             };
-            kind.wait(r, &dest_env, kind.copy_wait_id(&copy_id, &backup_id), req)
+            let there = Job {
+                r,
+                req,
+                env: &dest_env,
+            };
+            kind.wait(there, kind.copy_wait_id(&copy_id, &backup_id))
                 .await?;
         }
         None if env.require_isolated_backup => return Err(Refuse(NO_BACKUP_REGION.into())),
         None => {}
     }
-    r.phase(
-        Phase::BackupDone,
+    done(
+        r,
         json!({"backup_id": req.backup_id, "backup_copy_id": req.backup_copy_id}),
     )
-    .await?;
-    r.crash_point(CrashPoint::AfterBackup).await;
-    Ok(())
+    .await
 }
 
 /// Records that the copy `id` was started in `dest`, so a restart waits for it.

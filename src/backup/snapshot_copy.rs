@@ -5,9 +5,9 @@ use serde_json::json;
 
 use super::ebs::{self, COPY_SNAPSHOT, DESCRIBE_SNAPSHOTS, SnapshotAsk, snapshots_in};
 use super::snapshot::record_copy;
-use super::{BackupGrant, CrashPoint, NO_BACKUP_REGION, Refuse, Runner, in_region};
+use super::{BackupGrant, NO_BACKUP_REGION, Refuse, Runner, done, in_region};
 use crate::policy::Environment;
-use crate::queue::{Phase, Request};
+use crate::queue::Request;
 
 /// The region the copy goes to.
 fn destination(env: &Environment) -> String {
@@ -53,13 +53,7 @@ pub async fn run<R: Runner>(r: &R, req: &mut Request, env: &Environment) -> Resu
         }
     };
     ebs::wait_snapshot(r, &dest_env, &copy_id, req).await?;
-    r.phase(
-        Phase::BackupDone,
-        json!({"backup_copy_id": req.backup_copy_id}),
-    )
-    .await?;
-    r.crash_point(CrashPoint::AfterBackup).await;
-    Ok(())
+    done(r, json!({"backup_copy_id": req.backup_copy_id})).await
 }
 
 /// The copy of the EBS snapshot being deleted, in `dest_env`'s region. The description names
@@ -73,13 +67,6 @@ async fn start<R: Runner>(
 ) -> Result<String, Refuse> {
     let src = &req.resource_id;
     let description = format!("airlock copy of {src} before request {}", req.id);
-    if let Some(id) = ebs::find_snapshot(r, dest_env, &description, req).await? {
-        r.say(format!(
-            "{}: found this request's copy {id} (resuming)",
-            req.id
-        ));
-        return Ok(id);
-    }
     let dest = &dest_env.region;
     let ask = SnapshotAsk {
         action: "CopySnapshot",
@@ -87,6 +74,7 @@ async fn start<R: Runner>(
         resources: vec![req.resource_arn.clone(), snapshots_in(env, dest)],
         params: json!({"SourceRegion": env.region, "SourceSnapshotId": src, "Description": description}),
         failure: format!("the snapshot could not be copied to {dest}"),
+        description,
     };
-    ebs::request_snapshot(r, dest_env, ask).await
+    ebs::request_snapshot(r, dest_env, req, ask).await
 }

@@ -3,13 +3,7 @@ use super::*;
 use crate::catalogue::Catalogue;
 
 fn env() -> Environment {
-    Environment {
-        name: "staging".into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        partition: "aws".into(),
-        ..Default::default()
-    }
+    Environment::for_tests("us-east-1")
 }
 
 fn isolated() -> Environment {

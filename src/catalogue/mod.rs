@@ -330,35 +330,17 @@ impl Catalogue {
     /// Every `*.toml` file in `dir` (sorted by name).
     pub fn load_dir(dir: &Path) -> Result<Self, SourceErrors> {
         let entries = std::fs::read_dir(dir).map_err(|e| {
-            SourceErrors::from(SourceError {
-                path: dir.to_path_buf(),
-                line: 1,
-                col: 1,
-                message: format!("cannot read the tools folder: {e}"),
-            })
+            SourceErrors::from(SourceError::whole_file(
+                dir,
+                format!("cannot read the tools folder: {e}"),
+            ))
         })?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         paths.sort();
-        let mut files = Vec::new();
-        let mut errors = Vec::new();
-        for p in paths {
-            match std::fs::read_to_string(&p) {
-                Ok(t) => files.push(SourceFile::new(&p, t)),
-                Err(e) => errors.push(SourceError {
-                    path: p.clone(),
-                    line: 1,
-                    col: 1,
-                    message: format!("cannot read the tool file: {e}"),
-                }),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(SourceErrors(errors));
-        }
-        Self::from_files(files)
+        Self::from_files(read_tool_files(&paths)?)
     }
 
     pub fn from_files(files: Vec<SourceFile>) -> Result<Self, SourceErrors> {
@@ -460,6 +442,26 @@ pub fn placeholders(s: &str, out: &mut BTreeSet<String>) {
             }
             None => break,
         }
+    }
+}
+
+/// The tool files at `paths`, read (every unreadable one is an error).
+pub fn read_tool_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>, SourceErrors> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match std::fs::read_to_string(p) {
+            Ok(t) => files.push(SourceFile::new(p, t)),
+            Err(e) => errors.push(SourceError::whole_file(
+                p,
+                format!("cannot read the tool file: {e}"),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(SourceErrors(errors))
     }
 }
 

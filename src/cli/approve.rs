@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use airlock::approval::keys::default_key_path;
 use airlock::approval::trust::{TrustFile, default_trust_path};
 use airlock::approval::tty::Terminal;
-use airlock::approval::{ApprovalClaim, ApprovalError, ApproverKey};
+use airlock::approval::{ApprovalError, ApproverKey, approve};
 use airlock::credentials::StsBroker;
 use airlock::engine::Engine;
 use airlock::policy::load::Config;
@@ -216,22 +216,8 @@ pub fn run(a: ApproveArgs) -> anyhow::Result<ExitCode> {
                 .await);
         };
         let approved_at = now_ms();
-        let not_before = approved_at + rule.cooldown.as_millis() as i64;
-        let claim = ApprovalClaim {
-            request_id: r.id.clone(),
-            call_hash: r.call_hash.clone(),
-            policy_hash: r.policy_hash.clone(),
-            approved_at_ms: approved_at,
-            not_before_ms: not_before,
-        };
-        let approval = Approval {
-            request_id: r.id.clone(),
-            approver: trusted.name.clone(),
-            public_key: key.public().to_string(),
-            approved_at,
-            not_before,
-            signature: key.sign(&claim),
-        };
+        let approval = approve(&key, &trusted.name, &r, approved_at, rule.cooldown.as_millis() as i64);
+        let not_before = approval.not_before;
         let window = config.policy.execution_window.as_millis() as i64;
         let (after, count) = match q
             .add_approval(&approval, rule.approvers as i64, window, &format!("{actor}:{}", trusted.name), approved_at)

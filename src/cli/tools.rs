@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use airlock::catalogue::{self, Catalogue};
-use airlock::config::source::{SourceError, SourceErrors, SourceFile};
+use airlock::config::source::SourceErrors;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -237,22 +237,7 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
 /// The named files, checked as a set; a `[describe]` tool they name may also come from the
 /// configured catalogue (when it loads).
 fn check_files(a: &CheckArgs) -> Result<(Catalogue, String, bool), SourceErrors> {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    for p in &a.files {
-        match std::fs::read_to_string(p) {
-            Ok(t) => files.push(SourceFile::new(p, t)),
-            Err(e) => errors.push(SourceError {
-                path: p.clone(),
-                line: 1,
-                col: 1,
-                message: format!("cannot read the tool file: {e}"),
-            }),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(SourceErrors(errors));
-    }
+    let files = airlock::catalogue::read_tool_files(&a.files)?;
     let context = a.catalogue.load().ok().map(|(c, _)| c);
     let c = Catalogue::from_files_with(files, context.as_ref())?;
     let what = if a.files.len() == 1 {

@@ -29,6 +29,18 @@ impl fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
+impl SourceError {
+    /// An error about the file at `path` as a whole (it cannot be read, say): reported at 1:1.
+    pub fn whole_file(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
+        SourceError {
+            path: path.as_ref().to_path_buf(),
+            line: 1,
+            col: 1,
+            message: message.into(),
+        }
+    }
+}
+
 /// A configuration file's text with its path, able to turn byte spans into line and column.
 #[derive(Debug, Clone)]
 pub struct SourceFile {

@@ -65,10 +65,11 @@ pub struct Queued {
     pub state: State,
     pub resource_id: String,
     pub environment: String,
+    /// The backup the executor will take first (none for a tool that declares none).
+    pub backup: Option<BackupPlan>,
     pub approvals_required: i64,
     pub cooldown: String,
     pub expires_at: String,
-    pub backup: Option<BackupPlan>,
     pub what_happens_next: Vec<String>,
 }
 

@@ -25,7 +25,7 @@ use crate::aws::{self, AwsError};
 use crate::catalogue::{AwsSpec, Catalogue, Handler, Risk, ToolSpec};
 use crate::credentials::{CredentialBroker, CredentialError, Role, ScopeRequest};
 use crate::policy::access::{self, SignatureSummary};
-use crate::policy::signature::{Integrity, SignatureMarks};
+use crate::policy::signature::{Honoured, Integrity, Noted, SignatureMarks};
 use crate::policy::{Decision, Environment, Policy};
 use crate::queue::Queue;
 use crate::scope::SessionPolicy;
@@ -259,13 +259,13 @@ impl Engine {
             .await?;
         let fetched = self
             .aws
-            .fetch(
+            .fetch(aws::call::Fetch {
                 spec,
-                tool.output.items.as_deref(),
+                items_path: tool.output.items.as_deref(),
                 env,
-                &plan.arguments,
-                &creds,
-            )
+                args: &plan.arguments,
+                creds: &creds,
+            })
             .await?;
         Ok(fetched)
     }
@@ -322,15 +322,10 @@ impl Engine {
 
 /// The queue remembers the newest policy signature honoured (rollback protection).
 impl SignatureMarks for Queue {
-    fn note<'a>(
-        &'a self,
-        policy: &'a str,
-        signed_at_ms: i64,
-        signer: &'a str,
-        manifest_hash: &'a str,
-    ) -> crate::BoxFuture<'a, Result<Option<(i64, String)>, String>> {
+    fn note<'a>(&'a self, policy: &'a str, h: &'a Honoured) -> Noted<'a> {
         Box::pin(async move {
-            self.note_policy_signature(policy, signed_at_ms, signer, manifest_hash, now_ms())
+            let (at, by, hash) = (h.signed_at_ms, &h.signer, &h.manifest_hash);
+            self.note_policy_signature(policy, at, by, hash, now_ms())
                 .await
                 .map_err(|e| e.to_string())
         })
@@ -368,3 +363,6 @@ fn failure(e: CallError, tool: &ToolSpec, env: &Environment) -> ToolError {
             .advise("the call failed on the AWS side; it may succeed if retried later")
     }
 }
+
+#[cfg(test)]
+mod tests;

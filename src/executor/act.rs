@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Done, Executor, fault_point};
 use crate::aws::AwsError;
+use crate::aws::call::Fetch;
 use crate::backup::{CrashPoint, Refuse, Runner};
 use crate::catalogue::args::Args;
 use crate::catalogue::{AwsSpec, ToolSpec};
@@ -81,7 +82,13 @@ impl<'a> Job<'a> {
             .ex
             .engine
             .aws()
-            .fetch(spec, None, env, args, &creds)
+            .fetch(Fetch {
+                spec,
+                items_path: None,
+                env,
+                args,
+                creds: &creds,
+            })
             .await
         {
             Ok(_) => {
@@ -128,7 +135,13 @@ impl Runner for Job<'_> {
             .ex
             .engine
             .aws()
-            .fetch(&spec, None, env, &Args::new(), &creds)
+            .fetch(Fetch {
+                spec: &spec,
+                items_path: None,
+                env,
+                args: &Args::new(),
+                creds: &creds,
+            })
             .await?;
         Ok(f.document.unwrap_or(Value::Null))
     }

@@ -308,3 +308,6 @@ fn fault_point(point: CrashPoint) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

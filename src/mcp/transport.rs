@@ -72,6 +72,10 @@ async fn read_lines<I: AsyncRead + Unpin>(
                 Some(i) => {
                     if oversized {
                         oversized = false;
+                    } else if buf.len() + i > MAX_MESSAGE {
+                        // The end of an oversized line arrived with the bytes that made it
+                        // too large: refused like any other oversized line.
+                        refuse_oversized(&errors).await;
                     } else {
                         buf.extend_from_slice(&rest[..i]);
                         if !handle(&buf, &mut feed, &errors).await {
@@ -87,18 +91,7 @@ async fn read_lines<I: AsyncRead + Unpin>(
                         if buf.len() > MAX_MESSAGE {
                             oversized = true;
                             buf = Vec::new();
-                            tracing::warn!(
-                                "a client message exceeded {MAX_MESSAGE} bytes and was discarded"
-                            );
-                            let _ = errors
-                                .send(error_line(
-                                    &Value::Null,
-                                    -32600,
-                                    format!(
-                                        "message larger than {MAX_MESSAGE} bytes; it was discarded"
-                                    ),
-                                ))
-                                .await;
+                            refuse_oversized(&errors).await;
                         }
                     }
                     rest = &[];
@@ -110,6 +103,18 @@ async fn read_lines<I: AsyncRead + Unpin>(
         let _ = handle(&buf, &mut feed, &errors).await;
     }
     // Dropping `feed` closes rmcp's input: the session ends cleanly.
+}
+
+/// Answer a message larger than [`MAX_MESSAGE`] (it is discarded, not parsed).
+async fn refuse_oversized(errors: &mpsc::Sender<Vec<u8>>) {
+    tracing::warn!("a client message exceeded {MAX_MESSAGE} bytes and was discarded");
+    let _ = errors
+        .send(error_line(
+            &Value::Null,
+            -32600,
+            format!("message larger than {MAX_MESSAGE} bytes; it was discarded"),
+        ))
+        .await;
 }
 
 /// Forward a valid message; answer an invalid one. Returns false when rmcp has gone.
@@ -167,4 +172,81 @@ fn error_line(id: &Value, code: i64, message: String) -> Vec<u8> {
 
 fn clip(s: &str) -> String {
     s.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The guard over in-memory pipes: every malformed line is answered (with its id when it
+    //! has one), notifications are not, valid lines reach rmcp unchanged, and an oversized line
+    //! is discarded as it streams.
+
+    use super::*;
+    use tokio::io::AsyncBufReadExt;
+
+    /// Feeds `lines` to the guard; returns (the answers the client got, the lines rmcp got).
+    async fn run(input: Vec<u8>) -> (Vec<Value>, Vec<String>) {
+        let (mut client, guard_in) = tokio::io::duplex(1 << 20);
+        let (guard_out, client_out) = tokio::io::duplex(1 << 20);
+        let (rmcp_in, rmcp_out) = guarded(guard_in, guard_out);
+        client.write_all(&input).await.unwrap();
+        drop(client);
+        let mut forwarded = Vec::new();
+        let mut lines = BufReader::new(rmcp_in).lines();
+        while let Some(l) = lines.next_line().await.unwrap() {
+            forwarded.push(l);
+        }
+        // rmcp is done: closing its output ends the writer, and with it the client's stream.
+        drop(rmcp_out);
+        let mut answers = Vec::new();
+        let mut out = BufReader::new(client_out).lines();
+        while let Some(l) = out.next_line().await.unwrap() {
+            answers.push(serde_json::from_str(&l).unwrap());
+        }
+        (answers, forwarded)
+    }
+
+    #[tokio::test]
+    async fn every_malformed_line_is_answered_and_valid_ones_pass() {
+        let valid = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let input = [
+            "this is not json",
+            r#"[{"jsonrpc":"2.0","id":2,"method":"ping"}]"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":"nope"}"#,
+            r#"{"jsonrpc":"2.0","id":"four","method":"tools/call","params":"nope"}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized","params":"nope"}"#,
+            r#"{"id":6}"#,
+            "",
+            valid,
+        ]
+        .join("\n");
+        let (answers, forwarded) = run(input.into_bytes()).await;
+        assert_eq!(forwarded, [valid], "only the valid line reaches rmcp");
+        let got: Vec<(Value, i64)> = answers
+            .iter()
+            .map(|a| (a["id"].clone(), a["error"]["code"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Value::Null, -32700),
+                (Value::Null, -32600),
+                (json!(3), -32602),
+                (json!("four"), -32602),
+                (json!(6), -32600),
+            ],
+            "{answers:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_oversized_line_is_refused_and_the_next_one_still_passes() {
+        let mut input = vec![b'x'; MAX_MESSAGE + 10];
+        input.push(b'\n');
+        input.extend_from_slice(br#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#);
+        input.push(b'\n');
+        let (answers, forwarded) = run(input).await;
+        assert_eq!(answers.len(), 1, "{answers:?}");
+        assert_eq!(answers[0]["error"]["code"], -32600);
+        assert_eq!(forwarded, [r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#]);
+    }
 }

@@ -17,14 +17,12 @@ pub struct Config {
 }
 
 /// The policy file at `path`, read and parsed (not yet validated).
-fn read(path: &Path) -> Result<(SourceFile, RawPolicy), SourceErrors> {
+pub(super) fn read(path: &Path) -> Result<(SourceFile, RawPolicy), SourceErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        SourceErrors::from(SourceError {
-            path: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read the policy: {e}"),
-        })
+        SourceErrors::from(SourceError::whole_file(
+            path,
+            format!("cannot read the policy: {e}"),
+        ))
     })?;
     let file = SourceFile::new(path, text);
     let raw: RawPolicy = file.parse_toml()?;

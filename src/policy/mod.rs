@@ -25,7 +25,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::catalogue::{Catalogue, Risk};
-use crate::config::source::{SourceError, SourceErrors, SourceFile};
+use crate::config::source::SourceErrors;
 
 /// STS refuses shorter sessions.
 pub const MIN_SESSION: Duration = Duration::from_secs(900);
@@ -187,18 +187,26 @@ pub struct CallFacts<'a> {
     pub resources: &'a [String],
 }
 
+impl Environment {
+    /// A staging environment in account 123456789012 and `region` (unit tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests(region: &str) -> Self {
+        Environment {
+            name: "staging".into(),
+            account: "123456789012".into(),
+            region: region.into(),
+            partition: "aws".into(),
+            agent_role: "arn:aws:iam::123456789012:role/airlock-agent-staging".into(),
+            ..Default::default()
+        }
+    }
+}
+
 impl Policy {
     /// Read and validate a policy file, checking its rules against the catalogue.
     pub fn load(path: &Path, catalogue: Option<&Catalogue>) -> Result<Self, SourceErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            SourceErrors::from(SourceError {
-                path: path.to_path_buf(),
-                line: 1,
-                col: 1,
-                message: format!("cannot read the policy: {e}"),
-            })
-        })?;
-        Self::parse(&SourceFile::new(path, text), catalogue)
+        let (file, raw) = load::read(path)?;
+        Self::from_raw(&file, &raw, catalogue)
     }
 
     pub fn environment_names(&self) -> Vec<&str> {

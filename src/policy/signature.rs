@@ -499,16 +499,21 @@ impl Integrity {
 /// Where the newest trusted signature of each policy file honoured so far is remembered (the
 /// queue, shared by every airlock process of a deployment): rollback protection.
 pub trait SignatureMarks: Sync {
-    /// Record that the signature of `policy` made at `signed_at_ms` by `signer` is about to be
-    /// honoured. When a newer one was honoured before, returns it (signed_at_ms, signer) and
-    /// records nothing: honouring this one would be a rollback.
-    fn note<'a>(
-        &'a self,
-        policy: &'a str,
-        signed_at_ms: i64,
-        signer: &'a str,
-        manifest_hash: &'a str,
-    ) -> crate::BoxFuture<'a, Result<Option<(i64, String)>, String>>;
+    /// Record that signature `h` of the policy file `policy` (its [`policy_key`]) is about to
+    /// be honoured. When a newer signature of that file was honoured before, returns it
+    /// (signed_at_ms, signer) and records nothing: honouring this one would be a rollback.
+    fn note<'a>(&'a self, policy: &'a str, h: &'a Honoured) -> Noted<'a>;
+}
+
+/// What [`SignatureMarks::note`] answers.
+pub type Noted<'a> = crate::BoxFuture<'a, Result<Option<(i64, String)>, String>>;
+
+/// A signature about to be honoured: when, by whom, over which manifest.
+#[derive(Debug, Clone)]
+pub struct Honoured {
+    pub signed_at_ms: i64,
+    pub signer: String,
+    pub manifest_hash: String,
 }
 
 impl Integrity {
@@ -524,7 +529,12 @@ impl Integrity {
             return st;
         };
         let key = policy_key(&self.policy_path);
-        match marks.note(&key, at, &by, &st.manifest_hash).await {
+        let h = Honoured {
+            signed_at_ms: at,
+            signer: by,
+            manifest_hash: st.manifest_hash.clone(),
+        };
+        match marks.note(&key, &h).await {
             Ok(None) => {}
             Ok(Some(newer)) => refuse_rollback(&mut st, &self.policy_path, Some(newer)),
             Err(e) => {
@@ -604,7 +614,7 @@ mod tests {
         let m = Manifest::of(&p, &c);
         assert_eq!(Manifest::parse(&m.text()), Some(m.clone()));
         let names: Vec<&str> = m.tools.keys().map(String::as_str).collect();
-        assert_eq!(names, crate::catalogue::tests::BUILTIN_TOOLS);
+        assert_eq!(names, crate::catalogue::tests::builtin_tools());
         // A tool only a deny rule names is not enabled.
         let only_deny = POLICY.replace(
             "tools = [\"read_logs\"]\nenvironments = [\"staging\"]\nresources = [\"/app/staging/*\"]\ndecision = \"allow\"",

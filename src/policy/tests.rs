@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::catalogue::Catalogue;
+use crate::config::source::SourceFile;
 
 const BASE: &str = r#"version = 1
 

@@ -12,6 +12,7 @@
 //! cancelled | expired`; `approved -> cancelled | expired`.
 
 pub mod audit;
+pub mod columns;
 mod model;
 pub mod sqlite;
 pub mod store;
@@ -46,6 +47,11 @@ impl ClaimOwner {
     pub fn this_process() -> Self {
         let nonce = &uuid::Uuid::new_v4().simple().to_string()[..8];
         ClaimOwner(format!("{}:{}:{nonce}", hostname(), std::process::id()))
+    }
+
+    /// How the holder appears in the audit log.
+    pub fn actor(&self) -> String {
+        format!("executor:{}", self.0)
     }
 
     /// The owner ran on this host and its process is gone (it crashed or was killed). Only a
@@ -243,15 +249,14 @@ impl Queue {
             m.insert("from".into(), json!(current.state));
             m.insert("to".into(), json!(to));
         }
-        let write = Write {
-            change: Change {
+        let write = one(
+            Change {
                 state: Some(to),
                 updated_at: now,
                 ..Change::default()
             },
-            approval: None,
-            events: vec![draft(now, id, actor, event, detail)],
-        };
+            draft(now, id, actor, event, detail),
+        );
         let expect = Expect {
             states: vec![current.state],
             ..Expect::default()
@@ -368,23 +373,22 @@ impl Queue {
                 continue;
             }
             let event = if reclaim { "resumed" } else { "claimed" };
-            let write = Write {
-                change: Change {
+            let write = one(
+                Change {
                     state: Some(State::Executing),
                     lease: Some(Some((owner.0.clone(), now + lease_ms))),
                     add_attempt: true,
                     updated_at: now,
                     ..Change::default()
                 },
-                approval: None,
-                events: vec![draft(
+                draft(
                     now,
                     &r.id,
-                    &format!("executor:{}", owner.0),
+                    &owner.actor(),
                     event,
                     json!({"from": r.state, "to": "executing", "previous_holder": r.lease_owner}),
-                )],
-            };
+                ),
+            );
             let expect = Expect {
                 states: vec![r.state],
                 lease_owner: Some(r.lease_owner.clone()),
@@ -396,6 +400,18 @@ impl Queue {
             // Someone else won this one.
         }
         Ok(None)
+    }
+
+    /// [`Self::cas`] of what only the lease holder `owner` may write.
+    async fn cas_held(
+        &self,
+        id: &str,
+        owner: &ClaimOwner,
+        write: Write,
+        action: &str,
+    ) -> Result<Request, QueueError> {
+        let alt = Some("not held by this executor");
+        self.cas(id, Self::held_by(owner), write, action, alt).await
     }
 
     /// What only the holder of an executing request may write.
@@ -418,32 +434,19 @@ impl Queue {
         now: i64,
     ) -> Result<(), QueueError> {
         let text = |k: &str| detail.get(k).and_then(Value::as_str).map(str::to_string);
-        let write = Write {
-            change: Change {
+        let write = one(
+            Change {
                 phase: Some(phase),
                 backup_id: text("backup_id"),
                 backup_copy_id: text("backup_copy_id"),
                 updated_at: now,
                 ..Change::default()
             },
-            approval: None,
-            events: vec![draft(
-                now,
-                id,
-                &format!("executor:{}", owner.0),
-                phase.as_str(),
-                detail.clone(),
-            )],
-        };
-        self.cas(
-            id,
-            Self::held_by(owner),
-            write,
-            phase.as_str(),
-            Some("not held by this executor"),
-        )
-        .await
-        .map(|_| ())
+            draft(now, id, &owner.actor(), phase.as_str(), detail.clone()),
+        );
+        self.cas_held(id, owner, write, phase.as_str())
+            .await
+            .map(|_| ())
     }
 
     /// Finish an executing request (only the lease holder can).
@@ -466,31 +469,17 @@ impl Queue {
             m.insert("from".into(), json!("executing"));
             m.insert("to".into(), json!(to));
         }
-        let write = Write {
-            change: Change {
+        let write = one(
+            Change {
                 state: Some(to),
                 outcome: Some(outcome),
                 lease: Some(None),
                 updated_at: now,
                 ..Change::default()
             },
-            approval: None,
-            events: vec![draft(
-                now,
-                id,
-                &format!("executor:{}", owner.0),
-                to.as_str(),
-                detail,
-            )],
-        };
-        self.cas(
-            id,
-            Self::held_by(owner),
-            write,
-            to.as_str(),
-            Some("not held by this executor"),
-        )
-        .await
+            draft(now, id, &owner.actor(), to.as_str(), detail),
+        );
+        self.cas_held(id, owner, write, to.as_str()).await
     }
 
     /// Give a claimed request back (not due after all): approved again, due at `not_before`.
@@ -502,23 +491,22 @@ impl Queue {
         why: &str,
         now: i64,
     ) -> Result<(), QueueError> {
-        let write = Write {
-            change: Change {
+        let write = one(
+            Change {
                 state: Some(State::Approved),
                 not_before: Some(not_before),
                 lease: Some(None),
                 updated_at: now,
                 ..Change::default()
             },
-            approval: None,
-            events: vec![draft(
+            draft(
                 now,
                 id,
-                &format!("executor:{}", owner.0),
+                &owner.actor(),
                 "released",
                 json!({"from": "executing", "to": "approved", "why": why, "not_before": not_before}),
-            )],
-        };
+            ),
+        );
         // Not holding it (any more) is not an error: there is nothing to give back.
         self.store
             .apply(id, &Self::held_by(owner), &write)
@@ -541,15 +529,14 @@ impl Queue {
         if r.state != State::Approved || r.outcome.as_ref() == Some(&outcome) {
             return Ok(false);
         }
-        let write = Write {
-            change: Change {
+        let write = one(
+            Change {
                 outcome: Some(outcome),
                 updated_at: now,
                 ..Change::default()
             },
-            approval: None,
-            events: vec![draft(now, id, actor, "held", json!({"why": why}))],
-        };
+            draft(now, id, actor, "held", json!({"why": why})),
+        );
         let expect = Expect {
             states: vec![State::Approved],
             outcome: Some(r.outcome.clone()),
@@ -591,6 +578,7 @@ impl Queue {
             signed_at_ms,
             signer: signer.into(),
             manifest_hash: manifest_hash.into(),
+            seen_at: now,
         };
         for _ in 0..APPROVAL_RETRIES {
             let high = self.store.mark(policy_path).await?;
@@ -603,7 +591,7 @@ impl Queue {
             }
             if self
                 .store
-                .set_mark(policy_path, high.as_ref(), &mark, now)
+                .set_mark(policy_path, high.as_ref(), &mark)
                 .await?
             {
                 return Ok(None);
@@ -664,6 +652,15 @@ fn lease_lapsed(r: &Request, now: i64, local: bool) -> bool {
             && r.lease_owner
                 .as_deref()
                 .is_some_and(ClaimOwner::is_dead_local))
+}
+
+/// A compare-and-set of `change`, recorded by `event`.
+fn one(change: Change, event: Draft) -> Write {
+    Write {
+        change,
+        approval: None,
+        events: vec![event],
+    }
 }
 
 fn draft(at: i64, id: &str, actor: &str, event: &str, detail: Value) -> Draft {

@@ -126,36 +126,43 @@ impl Phase {
 #[derive(Debug, Clone, Serialize)]
 pub struct Request {
     pub id: String,
+    pub state: State,
+    /// The exact call as canonical JSON, and its SHA-256: what approvers sign.
+    pub call_json: String,
+    pub call_hash: String,
     pub tool: String,
     pub environment: String,
     pub account: String,
     pub region: String,
+    /// When it may run (the latest signed not-before), once approved.
+    pub not_before: Option<i64>,
     pub resource_id: String,
     pub resource_arn: String,
-    pub call_json: String,
-    pub call_hash: String,
+    /// The resource as airlock saw it when the request was made (JSON).
+    pub resource_json: String,
+    /// What the executor recorded: the outcome of a finished request, or why it holds one.
+    pub outcome: Option<Value>,
+    /// The policy it was requested under, the rule that queued it, and what the rule asks.
     pub policy_hash: String,
     pub rule: String,
     pub approvers_required: i64,
     pub cooldown_ms: i64,
+    /// The executor that holds it while it runs, and until when.
+    pub lease_owner: Option<String>,
+    /// Why the agent asked, and who asked (the MCP client and its session).
     pub reason: String,
     pub client_name: String,
     pub client_version: String,
     pub session_id: String,
-    pub resource_json: String,
-    pub state: State,
+    pub lease_until: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: i64,
-    pub not_before: Option<i64>,
-    pub lease_owner: Option<String>,
-    pub lease_until: Option<i64>,
     pub attempts: i64,
-    pub phase: Phase,
+    /// How far the executor got, and the backup (and its copy) it took.
     pub backup_id: Option<String>,
+    pub phase: Phase,
     pub backup_copy_id: Option<String>,
-    /// What the executor recorded: the outcome of a finished request, or why it holds one.
-    pub outcome: Option<Value>,
 }
 
 impl Request {

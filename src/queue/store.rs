@@ -11,6 +11,11 @@ pub use super::audit::{Draft, Event};
 use super::model::{Approval, Phase, QueueError, Request, State};
 use crate::BoxFuture;
 
+/// What a backend answers, later.
+pub type Answer<'a, T> = BoxFuture<'a, Result<T, QueueError>>;
+/// Whether a mark was raised.
+pub type Raised<'a> = Answer<'a, bool>;
+
 /// Which backend a store is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -125,6 +130,8 @@ pub struct Mark {
     pub signed_at_ms: i64,
     pub signer: String,
     pub manifest_hash: String,
+    /// When this process recorded it.
+    pub seen_at: i64,
 }
 
 /// Which requests to list.
@@ -143,18 +150,14 @@ pub struct Filter {
 pub trait Store: Send + Sync {
     fn backend(&self) -> Backend;
     /// Insert a new request with the event that records it.
-    fn insert<'a>(
-        &'a self,
-        r: &'a Request,
-        event: &'a Draft,
-    ) -> BoxFuture<'a, Result<(), QueueError>>;
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Request>, QueueError>>;
+    fn insert<'a>(&'a self, r: &'a Request, event: &'a Draft) -> Answer<'a, ()>;
+    fn get<'a>(&'a self, id: &'a str) -> Answer<'a, Option<Request>>;
     /// Requests in creation order (or, with `due_at`, soonest due first).
-    fn list(&self, filter: Filter) -> BoxFuture<'_, Result<Vec<Request>, QueueError>>;
+    fn list(&self, filter: Filter) -> Answer<'_, Vec<Request>>;
     /// A request's approvals, in the order they were made.
-    fn approvals<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Approval>, QueueError>>;
+    fn approvals<'a>(&'a self, id: &'a str) -> Answer<'a, Vec<Approval>>;
     /// Every approval's (request id, signature), for `audit verify`.
-    fn signatures(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, QueueError>>;
+    fn signatures(&self) -> Answer<'_, Vec<(String, String)>>;
     /// In one transaction: if request `id` matches `expect`, apply `write` (the change, the
     /// approval, the events); otherwise change nothing.
     fn apply<'a>(
@@ -162,20 +165,14 @@ pub trait Store: Send + Sync {
         id: &'a str,
         expect: &'a Expect,
         write: &'a Write,
-    ) -> BoxFuture<'a, Result<Applied, QueueError>>;
+    ) -> Answer<'a, Applied>;
     /// Append events that change no state.
-    fn append<'a>(&'a self, events: &'a [Draft]) -> BoxFuture<'a, Result<(), QueueError>>;
+    fn append<'a>(&'a self, events: &'a [Draft]) -> Answer<'a, ()>;
     /// The whole audit chain, in order.
-    fn events(&self) -> BoxFuture<'_, Result<Vec<Event>, QueueError>>;
-    fn mark<'a>(&'a self, policy: &'a str) -> BoxFuture<'a, Result<Option<Mark>, QueueError>>;
-    /// Set the mark of `policy` to `mark` if it is still `expected` (compare-and-set); returns
-    /// whether it was set.
-    fn set_mark<'a>(
-        &'a self,
-        policy: &'a str,
-        expected: Option<&'a Mark>,
-        mark: &'a Mark,
-        now: i64,
-    ) -> BoxFuture<'a, Result<bool, QueueError>>;
+    fn events(&self) -> Answer<'_, Vec<Event>>;
+    fn mark<'a>(&'a self, policy: &'a str) -> Answer<'a, Option<Mark>>;
+    /// Set the mark of `policy` to `to` if it is still `from` (compare-and-set); whether it
+    /// was set.
+    fn set_mark<'a>(&'a self, policy: &'a str, from: Option<&'a Mark>, to: &'a Mark) -> Raised<'a>;
     fn close(&self) -> BoxFuture<'_, ()>;
 }

@@ -8,15 +8,7 @@ use super::*;
 use crate::catalogue::{Catalogue, args};
 
 fn env() -> Environment {
-    Environment {
-        name: "staging".into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        partition: "aws".into(),
-        agent_role: "arn:aws:iam::123456789012:role/airlock-agent-staging".into(),
-        profile: None,
-        ..Default::default()
-    }
+    Environment::for_tests("us-east-1")
 }
 
 fn rendered(tool: &str, input: Value) -> String {

@@ -6,14 +6,12 @@
 //! request that a person approves and the executor carries out.
 
 use std::path::Path;
-use std::process::Command;
 
 use iam_rs::Decision;
 use serde_json::{Value, json};
 
-use crate::queue_flow::{PASS, Rig};
-use crate::scope_proofs::eval;
-use crate::util::{airlock_bin, python_json, repo};
+use crate::support::proofs::eval;
+use crate::support::*;
 
 /// What the page holds: files (path, text) and console transcripts (argv, expected stdout,
 /// expected exit code).
@@ -96,34 +94,28 @@ fn split(cmd: &str) -> Vec<String> {
 }
 
 /// Run one of the page's commands in `dir` (no AWS credential): `mkdir`, or `airlock ...`
-/// with an optional `> FILE`. Returns (exit code, stdout, stderr).
-fn run(dir: &Path, argv: &[String], env: &[(String, String)]) -> (i32, String, String) {
+/// with an optional `> FILE`.
+fn run(dir: &Path, argv: &[String], env: &[(String, String)]) -> Run {
     match argv[0].as_str() {
         "mkdir" => {
             std::fs::create_dir_all(dir.join(&argv[1])).unwrap();
-            (0, String::new(), String::new())
+            Run {
+                code: 0,
+                out: String::new(),
+                err: String::new(),
+            }
         }
         "airlock" => {
             let (args, to) = match argv.iter().position(|a| a == ">") {
                 Some(i) => (&argv[1..i], Some(&argv[i + 1])),
                 None => (&argv[1..], None),
             };
-            let out = Command::new(airlock_bin())
-                .args(args)
-                .current_dir(dir)
-                .env_clear()
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut r = airlock_in(Some(dir), &args, env);
             if let Some(f) = to {
-                std::fs::write(dir.join(f), &stdout).unwrap();
+                std::fs::write(dir.join(f), std::mem::take(&mut r.out)).unwrap();
             }
-            (
-                out.status.code().unwrap_or(-1),
-                if to.is_some() { String::new() } else { stdout },
-                String::from_utf8_lossy(&out.stderr).to_string(),
-            )
+            r
         }
         other => panic!("the page runs `{other}`, which this test does not know how to run"),
     }
@@ -173,7 +165,7 @@ fn inspect(rig: &Rig, args: &[&str]) -> Value {
 
 /// The session policy `airlock explain` prints for a call, with its hash.
 fn explained(rig: &Rig, tool: &str, args: &Value) -> (String, String) {
-    let (code, out, err) = run(
+    let Run { code, out, err } = run(
         rig.dir.path(),
         &[
             "airlock".into(),
@@ -220,7 +212,11 @@ async fn adding_a_tool_as_documented() {
     // Every console transcript prints what the page shows, with the exit code it shows.
     assert!(page.commands.len() >= 7, "{:?}", page.commands);
     for (argv, want, code) in &page.commands {
-        let (got_code, out, err) = run(dir, argv, &rig.cli_env());
+        let Run {
+            code: got_code,
+            out,
+            err,
+        } = run(dir, argv, &rig.cli_env());
         assert_eq!(got_code, *code, "{argv:?}: {out}{err}");
         assert_eq!(
             &out, want,
@@ -260,7 +256,7 @@ async fn adding_a_tool_as_documented() {
         good.replace("[\"ec2:DescribeSecurityGroups\"]", "[\"ec2:Describe*\"]"),
     )
     .unwrap();
-    let (code, _, err) = run(
+    let Run { code, out: _, err } = run(
         dir,
         &split("airlock tools check team-tools/list_security_groups.toml"),
         &rig.cli_env(),
@@ -454,7 +450,11 @@ async fn adding_a_tool_as_documented() {
         "{}",
         a.text
     );
-    let (_, out, _) = rig.cli(&["requests", "list", "--json"]);
+    let Run {
+        code: _,
+        out,
+        err: _,
+    } = rig.cli(&["requests", "list", "--json"]);
     assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len(), 0);
 
     // A request for the old group is queued, bound to it, with what airlock saw.
@@ -474,7 +474,11 @@ async fn adding_a_tool_as_documented() {
     assert!(next.contains("takes no backup first"), "{next}");
     assert!(next.contains(none_reason), "{next}");
     assert!(!next.to_lowercase().contains("snapshot"), "{next}");
-    let (code, text, _) = rig.cli(&["requests", "show", &id]);
+    let Run {
+        code,
+        out: text,
+        err: _,
+    } = rig.cli(&["requests", "show", &id]);
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains(&format!(

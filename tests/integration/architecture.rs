@@ -3,10 +3,9 @@
 //! (`approval::keys` and `approval::trust`). Read from the source: every `crate::` and
 //! `super::` path outside comments is an edge to the module it names.
 
+use crate::support::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-
-use crate::util::repo;
 
 /// Module path of each library file (`src/queue/sqlite/rows.rs` -> `queue::sqlite::rows`).
 fn modules() -> BTreeMap<Vec<String>, String> {

@@ -1,36 +1,15 @@
 //! The credential cache, counted in the broker itself against moto's real STS: identical scopes
 //! make one AssumeRole (also under concurrency), distinct scopes one each.
 
-use std::sync::Arc;
-
-use airlock::catalogue::Catalogue;
-use airlock::config::source::SourceFile;
-use airlock::credentials::{CredentialBroker, StsBroker};
-use airlock::engine::{CallContext, Engine};
-use airlock::policy::Policy;
-use aws_credential_types::Credentials;
+use crate::support::*;
+use airlock::credentials::CredentialBroker;
+use airlock::engine::CallContext;
 use serde_json::json;
-
-use crate::util::{Moto, policy_text_with_endpoint};
-
-fn engine(moto: &Moto) -> (Arc<Engine>, Arc<StsBroker>) {
-    // The endpoint comes from the policy (no process-wide environment variables in tests).
-    let text = policy_text_with_endpoint(&moto.url);
-    let catalogue = Catalogue::builtin().unwrap();
-    let policy = Policy::parse(&SourceFile::new("policy.toml", text), Some(&catalogue)).unwrap();
-    let (k, s) = moto.broker_key();
-    let broker = Arc::new(StsBroker::with_base_credentials(
-        policy.session_duration,
-        Credentials::new(k, s, None, None, "test"),
-    ));
-    let engine = Engine::new(Arc::new(policy), Arc::new(catalogue), broker.clone());
-    (Arc::new(engine), broker)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_assume_role_per_distinct_scope() {
     let moto = Moto::start();
-    let (engine, broker) = engine(&moto);
+    let (engine, broker) = moto_engine(&moto);
     let ctx = CallContext {
         client_name: "tests".into(),
         client_version: "1".into(),

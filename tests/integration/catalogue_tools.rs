@@ -6,9 +6,8 @@ use serde_json::{Value, json};
 
 use iam_rs::Decision;
 
-use crate::mcp_stdio::{Answer, Server};
-use crate::scope_proofs::{DESTRUCTIVE, engine, eval, session_policy};
-use crate::util::{Moto, repo};
+use crate::support::proofs::{DESTRUCTIVE, engine, eval, session_policy};
+use crate::support::*;
 
 fn ids(a: &Answer) -> Vec<String> {
     a.body["items"]

@@ -3,9 +3,8 @@
 
 use std::path::Path;
 
+use crate::support::*;
 use serde_json::Value;
-
-use crate::util::{airlock, policy_with, repo};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -13,10 +12,11 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn check_accepts_the_repository_policy() {
-    let (code, out, err) = airlock(&["check", "--policy", s(&repo().join("policy.toml"))], &[]);
+    let Run { code, out, err } =
+        airlock(&["check", "--policy", s(&repo().join("policy.toml"))], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("ok: "), "{out}");
-    let (code, out, _) = airlock(
+    let Run { code, out, err: _ } = airlock(
         &[
             "check",
             "--policy",
@@ -44,7 +44,7 @@ fn malformed_policy_names_line_and_column() {
     let text = std::fs::read_to_string(&p).unwrap();
     let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
     for cmd in ["check", "serve"] {
-        let (code, out, err) = airlock(&[cmd, "--policy", s(&p)], &[]);
+        let Run { code, out, err } = airlock(&[cmd, "--policy", s(&p)], &[]);
         assert_eq!(code, 3, "{cmd}: {out}{err}");
         assert!(out.is_empty(), "{cmd} wrote to stdout: {out}");
         let want = format!(
@@ -56,7 +56,7 @@ fn malformed_policy_names_line_and_column() {
         let want = format!("{}:{}:10: region `west`", p.display(), line_of("\"west\""));
         assert!(err.contains(&want), "{cmd}: {err}\nwanted {want}");
     }
-    let (code, out, _) = airlock(&["check", "--policy", s(&p), "--json"], &[]);
+    let Run { code, out, err: _ } = airlock(&["check", "--policy", s(&p), "--json"], &[]);
     assert_eq!(code, 3);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], false);
@@ -69,7 +69,8 @@ fn malformed_policy_names_line_and_column() {
 
 #[test]
 fn missing_policy_is_a_configuration_error() {
-    let (code, _, err) = airlock(&["check", "--policy", "/nonexistent/policy.toml"], &[]);
+    let Run { code, out: _, err } =
+        airlock(&["check", "--policy", "/nonexistent/policy.toml"], &[]);
     assert_eq!(code, 3);
     assert!(
         err.contains("/nonexistent/policy.toml:1:1: cannot read the policy"),
@@ -98,7 +99,7 @@ fn malformed_tool_file_names_file_line_and_column() {
         );
     std::fs::write(tools.join("wide.toml"), &bad).unwrap();
     let line = bad.lines().position(|l| l.contains("ec2:*")).unwrap() + 1;
-    let (code, _, err) = airlock(
+    let Run { code, out: _, err } = airlock(
         &[
             "check",
             "--policy",
@@ -125,7 +126,7 @@ fn explain_exit_codes_and_policy() {
             &[],
         )
     };
-    let (code, out, err) = run("list_volumes", r#"{"environment":"staging"}"#);
+    let Run { code, out, err } = run("list_volumes", r#"{"environment":"staging"}"#);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["verdict"]["decision"], "allow");
@@ -133,7 +134,7 @@ fn explain_exit_codes_and_policy() {
         v["session_policy"]["document"]["Statement"][0]["Action"][0],
         "ec2:DescribeVolumes"
     );
-    let (code, out, _) = run(
+    let Run { code, out, err: _ } = run(
         "read_logs",
         r#"{"environment":"prod","log_group":"/app/prod/api"}"#,
     );
@@ -144,13 +145,13 @@ fn explain_exit_codes_and_policy() {
         v["session_policy"].is_null(),
         "no session policy for a denied call"
     );
-    let (code, out, _) = run(
+    let Run { code, out, err: _ } = run(
         "read_logs",
         r#"{"environment":"staging","log_group":"vol-*"}"#,
     );
     assert_eq!(code, 4);
     assert!(out.contains("argument `log_group`"), "{out}");
-    let (code, _, err) = airlock(
+    let Run { code, out: _, err } = airlock(
         &[
             "explain",
             "--policy",
@@ -163,7 +164,7 @@ fn explain_exit_codes_and_policy() {
     assert_eq!(code, 1);
     assert!(err.contains("not valid JSON"), "{err}");
     // Human output shows the document.
-    let (code, out, _) = airlock(
+    let Run { code, out, err: _ } = airlock(
         &[
             "explain",
             "--policy",
@@ -192,7 +193,7 @@ fn with_closed_stdout(
     use std::io::{Read, Write};
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let mut child = std::process::Command::new(crate::util::airlock_bin())
+    let mut child = std::process::Command::new(crate::support::airlock_bin())
         .args(args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -271,7 +272,7 @@ fn explain_of_an_unknown_tool_exits_4() {
         if json {
             args.push("--json");
         }
-        let (code, out, err) = airlock(&args, &[]);
+        let Run { code, out, err } = airlock(&args, &[]);
         assert_eq!(code, 4, "{out}{err}");
         assert!(out.contains("refused") && out.contains("nosuch"), "{out}");
     }

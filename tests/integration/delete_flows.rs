@@ -11,13 +11,8 @@ use std::time::{Duration, Instant};
 use iam_rs::Decision;
 use serde_json::{Value, json};
 
-use crate::mcp_stdio::{Answer, Server};
-use crate::queue_flow::{PASS, Rig};
-use crate::scope_proofs::{DESTRUCTIVE, engine, eval, session_policy};
-
-fn short_cooldown(t: String) -> String {
-    t.replace("cooldown = \"10m\"", "cooldown = \"2s\"")
-}
+use crate::support::proofs::{DESTRUCTIVE, engine, eval, session_policy};
+use crate::support::*;
 
 /// The agent asks; the request is pending.
 async fn request(agent: &Server, tool: &str, args: Value) -> String {
@@ -48,7 +43,7 @@ fn run_until_done(rig: &Rig, id: &str, extra: &[(&str, &str)]) -> (Value, String
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut log = String::new();
     loop {
-        let (code, out, err) = rig.executor_once(extra);
+        let Run { code, out, err } = rig.executor_once(extra);
         log.push_str(&out);
         log.push_str(&err);
         assert!(code == 0 || code == 4, "executor: {out}{err}");
@@ -196,7 +191,11 @@ async fn a_snapshot_is_copied_to_the_backup_region_then_deleted() {
         json!({"environment": "staging", "snapshot_id": snap, "reason": "superseded by the nightly snapshot"}),
     )
     .await;
-    let (_, shown, _) = rig.cli(&["requests", "show", &id]);
+    let Run {
+        code: _,
+        out: shown,
+        err: _,
+    } = rig.cli(&["requests", "show", &id]);
     assert!(
         shown.contains("a copy of the snapshot in us-west-2, before the action"),
         "{shown}"
@@ -207,7 +206,7 @@ async fn a_snapshot_is_copied_to_the_backup_region_then_deleted() {
     let (code, screen) = rig.approve(&id, &key, &snap, PASS, None);
     assert_eq!(code, 0, "{screen}");
     rig.wait_until_due(&id);
-    let (code, out, err) = rig.executor_once(&[("AIRLOCK_FAULT", "kill-after-backup")]);
+    let Run { code, out, err } = rig.executor_once(&[("AIRLOCK_FAULT", "kill-after-backup")]);
     assert_eq!(code, -1, "the executor was not killed: {out}{err}");
     let mut log = format!("{out}{err}");
     assert_eq!(rig.state(&id), "executing");
@@ -290,7 +289,11 @@ async fn a_db_instance_gets_a_final_snapshot_copied_out_then_is_deleted() {
         json!({"environment": "staging", "db_instance_id": db, "reason": "reports moved to the warehouse"}),
     )
     .await;
-    let (_, shown, _) = rig.cli(&["requests", "show", &id]);
+    let Run {
+        code: _,
+        out: shown,
+        err: _,
+    } = rig.cli(&["requests", "show", &id]);
     assert!(
         shown.contains(&format!(
             "final DB snapshot airlock-{id} in us-east-1, copied to us-west-2"
@@ -373,7 +376,11 @@ async fn a_log_group_is_exported_to_s3_then_deleted() {
     assert!(!next.contains("snapshot"), "{next}");
     assert_eq!(a.body["backup"]["kind"], "logs_export", "{}", a.text);
     assert_eq!(a.body["backup"]["kept_in"], json!(at), "{}", a.text);
-    let (_, shown, _) = rig.cli(&["requests", "show", &id]);
+    let Run {
+        code: _,
+        out: shown,
+        err: _,
+    } = rig.cli(&["requests", "show", &id]);
     assert!(
         shown.contains(&format!("exported to s3://{bucket}/airlock/{id}")),
         "{shown}"
@@ -447,7 +454,7 @@ async fn no_export_bucket_means_no_log_group_deletion() {
     );
     let (v, _) = approve_and_execute(&rig, &id, group);
     assert_eq!(v["state"], "failed", "{v}");
-    crate::queue_flow::assert_failed_because(&v, "names no log_export_bucket");
+    crate::support::assert_failed_because(&v, "names no log_export_bucket");
     assert_eq!(rig.aws(&["log-group", group])["exists"], true);
 }
 
@@ -577,7 +584,8 @@ async fn crashes_between_a_backup_request_and_its_record_never_back_up_twice() {
     let mut kills = 0;
     let mut log = String::new();
     for _ in 0..30 {
-        let (code, out, err) = rig.executor_once(&[("AIRLOCK_FAULT", "kill-after-backup-request")]);
+        let Run { code, out, err } =
+            rig.executor_once(&[("AIRLOCK_FAULT", "kill-after-backup-request")]);
         log.push_str(&out);
         log.push_str(&err);
         if code == -1 {

@@ -4,10 +4,8 @@
 
 use std::path::Path;
 
+use crate::support::*;
 use serde_json::{Value, json};
-
-use crate::queue_flow::Rig;
-use crate::util::{airlock, policy_with};
 
 /// `n` characters from `alphabet`, from the operating system's generator (via UUID v4).
 fn random(alphabet: &str, n: usize) -> String {
@@ -42,7 +40,7 @@ fn docs_examples(root: &Path) {
     );
 }
 
-fn doctor(ws: &Path, extra_env: &[(String, String)], json_out: bool) -> (i32, String, String) {
+fn doctor(ws: &Path, extra_env: &[(String, String)], json_out: bool) -> Run {
     let home = ws.parent().unwrap().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let policy = policy_with(&home, |t| t);
@@ -64,7 +62,7 @@ fn doctor(ws: &Path, extra_env: &[(String, String)], json_out: bool) -> (i32, St
 
 /// `airlock doctor --json` on `ws` with no extra environment: its report, whatever the exit code.
 fn doctor_json(ws: &Path) -> Value {
-    let (_, out, err) = doctor(ws, &[], true);
+    let Run { code: _, out, err } = doctor(ws, &[], true);
     serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"))
 }
 
@@ -132,7 +130,7 @@ fn doctor_finds_every_planted_token_and_prints_none_of_them() {
     docs_examples(&ws);
     let env = [("GH_TOKEN".to_string(), env_token.clone())];
 
-    let (code, out, err) = doctor(&ws, &env, true);
+    let Run { code, out, err } = doctor(&ws, &env, true);
     assert_eq!(code, 4, "{out}{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["ok"], false);
@@ -195,7 +193,11 @@ fn doctor_finds_every_planted_token_and_prints_none_of_them() {
     }
 
     // The human-readable form names path:line, and neither form prints any secret.
-    let (code, text, err) = doctor(&ws, &env, false);
+    let Run {
+        code,
+        out: text,
+        err,
+    } = doctor(&ws, &env, false);
     assert_eq!(code, 4, "{text}{err}");
     assert!(
         text.contains("fail  .env:2 (git-ignored): aws_secret_access_key"),
@@ -282,7 +284,7 @@ fn a_symlink_to_a_credentials_file_outside_the_workspace_is_reported() {
     std::os::unix::fs::symlink(&ws, ws.join("loop")).unwrap();
     std::os::unix::fs::symlink(dir.path().join("nowhere"), ws.join("dangling")).unwrap();
 
-    let (code, out, err) = doctor(&ws, &[], false);
+    let Run { code, out, err } = doctor(&ws, &[], false);
     assert_eq!(code, 4, "{out}{err}");
     let target = std::fs::canonicalize(&outside).unwrap();
     let want = format!("awscreds:2 (via symlink to {})", target.display());
@@ -343,7 +345,7 @@ fn moto_env(rig: &Rig, key: &str, secret: &str) -> Vec<(String, String)> {
 /// `airlock doctor --json` on `ws` against moto with the broker key (`key`, `secret`): the exit
 /// code, the report, and everything printed (stdout then stderr).
 fn doctor_against_moto(rig: &Rig, ws: &Path, key: &str, secret: &str) -> (i32, Value, String) {
-    let (code, out, err) = airlock(
+    let Run { code, out, err } = airlock(
         &["doctor", "--dir", ws.to_str().unwrap(), "--json"],
         &moto_env(rig, key, secret),
     );
@@ -475,7 +477,7 @@ fn the_access_key_id_never_reaches_stderr_at_any_log_level() {
         if let Some(l) = level {
             env.push(("AIRLOCK_LOG".into(), l.into()));
         }
-        let (code, out, err) = airlock(&["doctor", "--dir", ws.to_str().unwrap()], &env);
+        let Run { code, out, err } = airlock(&["doctor", "--dir", ws.to_str().unwrap()], &env);
         // doctor really used the key (it asked moto what the broker can do).
         assert!(
             out.contains("user/airlock-broker) cannot delete"),
@@ -509,7 +511,7 @@ fn a_missing_or_unreadable_dir_is_a_usage_error() {
                 policy_with(&home, |t| t).display().to_string(),
             ),
         ];
-        let (code, out, err) = airlock(
+        let Run { code, out, err } = airlock(
             &["doctor", "--dir", ws.to_str().unwrap(), "--skip-aws"],
             &env,
         );

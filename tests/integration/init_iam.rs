@@ -28,9 +28,8 @@ use iam_rs::{
 };
 use serde_json::{Value, json};
 
-use crate::queue_flow::{PASS, Rig, pty};
-use crate::scope_proofs::arn_of;
-use crate::util::{Moto, airlock, call_outcomes, python_json, repo, run_demo_client};
+use crate::support::proofs::arn_of;
+use crate::support::*;
 
 const ACCOUNT: &str = "123456789012";
 const BROKER: &str = "arn:aws:iam::123456789012:user/airlock-broker";
@@ -972,7 +971,7 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
     let dir = home.path().join("deploy");
     let d = dir.to_str().unwrap();
     let env = moto.airlock_env(home.path());
-    let (code, out, err) = airlock(&init_args(d, &moto.url), &env);
+    let Run { code, out, err } = airlock(&init_args(d, &moto.url), &env);
     assert_eq!(code, 0, "{out}{err}");
     for f in [
         "policy.toml",
@@ -988,7 +987,7 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
         assert!(dir.join(f).is_file(), "{f} missing; {out}");
     }
     let policy = dir.join("policy.toml");
-    let bin = crate::util::airlock_bin();
+    let bin = crate::support::airlock_bin();
     assert!(
         out.contains(&format!(
             "claude mcp add airlock --scope user -- {} serve --policy {}",
@@ -1019,11 +1018,11 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
     );
 
     // A second init refuses to overwrite; --force replaces.
-    let (code, _, err) = airlock(&init_args(d, &moto.url), &env);
+    let Run { code, out: _, err } = airlock(&init_args(d, &moto.url), &env);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("already exists"), "{err}");
 
-    let (code, out, err) = airlock(
+    let Run { code, out, err } = airlock(
         &["check", "--policy", policy.to_str().unwrap(), "--json"],
         &env,
     );
@@ -1034,7 +1033,7 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
 
     // `airlock iam` regenerates the same documents from the written policy.
     let again = home.path().join("again");
-    let (code, out, err) = airlock(
+    let Run { code, out, err } = airlock(
         &[
             "iam",
             "--policy",
@@ -1059,7 +1058,7 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
     // has signed the written policy (docs/signed-policy.md).
     let trust = home.path().join("approvers.toml");
     std::fs::write(&trust, "").unwrap();
-    crate::queue_flow::sign_policy_as_owner(home.path(), &policy, &trust);
+    crate::support::sign_policy_as_owner(home.path(), &policy, &trust);
     let mut env = env;
     env.push(("AIRLOCK_TRUST".into(), trust.display().to_string()));
     env.push((
@@ -1112,7 +1111,7 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
 async fn an_init_policy_runs_an_approved_delete_end_to_end() {
     let rig = Rig::new(|t| t);
     let deploy = rig.dir.path().join("deploy");
-    let (code, out, err) = airlock(
+    let Run { code, out, err } = airlock(
         &init_args(deploy.to_str().unwrap(), &rig.moto.url),
         &rig.moto.airlock_env(rig.dir.path()),
     );
@@ -1155,7 +1154,7 @@ fn generated_documents_keep_broker_agent_and_executor_apart_in_moto() {
     let env = moto.airlock_env(home.path());
     let broker = format!("arn:aws:iam::{ACCOUNT}:user/init-broker");
     let operator = format!("arn:aws:iam::{ACCOUNT}:user/init-operator");
-    let (code, out, err) = airlock(
+    let Run { code, out, err } = airlock(
         &[
             "init",
             dir.to_str().unwrap(),
@@ -1327,7 +1326,7 @@ fn init_asks_at_a_terminal() {
         trust["Statement"][0]["Condition"]["Bool"]["aws:MultiFactorAuthPresent"],
         "true"
     );
-    let (code, out, err) = airlock(&["check", "--policy", policy.to_str().unwrap()], &env);
+    let Run { code, out, err } = airlock(&["check", "--policy", policy.to_str().unwrap()], &env);
     assert_eq!(code, 0, "{out}{err}");
 }
 
@@ -1337,13 +1336,14 @@ fn init_without_answers_or_flags_is_a_usage_error() {
     let env = vec![("HOME".to_string(), home.path().display().to_string())];
     let d = home.path().join("x");
     // stdin is /dev/null: no answers.
-    let (code, _, err) = airlock(&["init", d.to_str().unwrap()], &env);
+    let Run { code, out: _, err } = airlock(&["init", d.to_str().unwrap()], &env);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--non-interactive"), "{err}");
-    let (code, _, err) = airlock(&["init", d.to_str().unwrap(), "--non-interactive"], &env);
+    let Run { code, out: _, err } =
+        airlock(&["init", d.to_str().unwrap(), "--non-interactive"], &env);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--env NAME:ACCOUNT:REGION"), "{err}");
-    let (code, _, err) = airlock(
+    let Run { code, out: _, err } = airlock(
         &[
             "init",
             d.to_str().unwrap(),
@@ -1393,7 +1393,7 @@ fn init_without_answers_or_flags_is_a_usage_error() {
         if flag != "--env" {
             argv.extend(["--env", "staging:123456789012:us-east-1"]);
         }
-        let (code, _, err) = airlock(&argv, &env);
+        let Run { code, out: _, err } = airlock(&argv, &env);
         assert_eq!(code, 2, "{flag} {value}: {err}");
         assert!(
             err.contains(says) && err.contains(value),
@@ -1409,7 +1409,7 @@ fn init_without_answers_or_flags_is_a_usage_error() {
     {
         let dir = home.path().join(format!("r{i}"));
         let env_flag = format!("staging:123456789012:{region}");
-        let (code, out, err) = airlock(
+        let Run { code, out, err } = airlock(
             &[
                 "init",
                 dir.to_str().unwrap(),
@@ -1433,7 +1433,7 @@ fn init_without_answers_or_flags_is_a_usage_error() {
     // can edit the policy.
     let project = home.path().join("project");
     std::fs::create_dir_all(&project).unwrap();
-    let o = Command::new(crate::util::airlock_bin())
+    let o = Command::new(crate::support::airlock_bin())
         .args([
             "init",
             "--non-interactive",
@@ -1456,7 +1456,7 @@ fn init_without_answers_or_flags_is_a_usage_error() {
     assert!(project.join("policy.toml").exists());
 
     // The client configuration alone: absolute paths, valid JSON for VS Code.
-    let (code, out, err) = airlock(
+    let Run { code, out, err } = airlock(
         &["init", d.to_str().unwrap(), "--print-client", "vscode"],
         &env,
     );
@@ -1467,7 +1467,7 @@ fn init_without_answers_or_flags_is_a_usage_error() {
     assert_eq!(server["type"], "stdio");
     assert_eq!(
         server["command"],
-        std::fs::canonicalize(crate::util::airlock_bin())
+        std::fs::canonicalize(crate::support::airlock_bin())
             .unwrap()
             .display()
             .to_string()
@@ -1507,7 +1507,7 @@ fn init_without_answers_or_flags_is_a_usage_error() {
         }
         let mut argv = vec!["init", d.to_str().unwrap(), "--print-client", "all"];
         argv.extend(extra.iter().copied());
-        let (code, out, err) = airlock(&argv, &env);
+        let Run { code, out, err } = airlock(&argv, &env);
         assert_eq!(code, 0, "{err}");
         let vscode = &out[out.find("# VS Code").unwrap()..];
         let v: Value = serde_json::from_str(&vscode[vscode.find('{').unwrap()..]).unwrap();
@@ -1541,7 +1541,11 @@ fn the_systemd_unit_runs_real_subcommands_and_flags() {
     let words: Vec<&str> = exec.split_whitespace().collect();
     assert_eq!(words[0], "/usr/local/bin/airlock");
     assert_eq!(words[1], "executor");
-    let (code, help, err) = airlock(&["executor", "--help"], &[]);
+    let Run {
+        code,
+        out: help,
+        err,
+    } = airlock(&["executor", "--help"], &[]);
     assert_eq!(code, 0, "{err}");
     let flags: Vec<&str> = words
         .iter()
@@ -1585,7 +1589,7 @@ fn the_systemd_unit_runs_real_subcommands_and_flags() {
         ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, out, err) = airlock(&args, &env);
+    let Run { code, out, err } = airlock(&args, &env);
     assert_eq!(code, 0, "{out}{err}");
     assert!(db.exists(), "the executor opened the queue at --db");
 
@@ -1618,7 +1622,7 @@ fn the_systemd_unit_runs_real_subcommands_and_flags() {
             &copy,
             unit.replace(
                 "/usr/local/bin/airlock",
-                &crate::util::airlock_bin().display().to_string(),
+                &crate::support::airlock_bin().display().to_string(),
             ),
         )
         .unwrap();
@@ -1665,7 +1669,7 @@ fn the_cli_page_lists_every_flag_of_each_command() {
     for cmd in commands {
         let mut argv: Vec<&str> = cmd.split(' ').collect();
         argv.push("--help");
-        let (code, out, err) = airlock(&argv, &[]);
+        let Run { code, out, err } = airlock(&argv, &[]);
         assert_eq!(code, 0, "{cmd}: {err}");
         let rows: Vec<&str> = page
             .lines()

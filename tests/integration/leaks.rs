@@ -3,10 +3,8 @@
 //! planted secrets in the logs. Afterwards none of them appears in any tool result, stdout,
 //! stderr, the audit log, or the SQLite file.
 
+use crate::support::*;
 use serde_json::{Value, json};
-
-use crate::queue_flow::{PASS, Rig};
-use crate::util::{airlock, run_demo_client};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_secret_leaves_the_process_even_at_trace_level() {
@@ -46,14 +44,18 @@ async fn nothing_secret_leaves_the_process_even_at_trace_level() {
     rig.wait_until_due(&id);
     let mut env = rig.executor_env();
     env.push(trace.clone());
-    let (code, out, err) = airlock(&["executor", "--once"], &env);
+    let Run { code, out, err } = airlock(&["executor", "--once"], &env);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(rig.state(&id), "executed");
     seen.push(("executor stdout".into(), out));
     seen.push(("executor stderr at trace".into(), err));
 
     // Everything at rest.
-    let (_, audit, _) = airlock(&["audit", "show", "--json"], &rig.cli_env());
+    let Run {
+        code: _,
+        out: audit,
+        err: _,
+    } = airlock(&["audit", "show", "--json"], &rig.cli_env());
     seen.push(("audit log".into(), audit));
     for f in ["queue.db", "queue.db-wal", "queue.db-shm"] {
         if let Ok(bytes) = std::fs::read(rig.dir.path().join(f)) {

@@ -1,7 +1,7 @@
 //! One integration binary (one link, shared helpers): the real `airlock` binary over stdio with
 //! real MCP clients, against a real moto server with IAM enforcement on.
 
-mod util;
+mod support;
 
 mod adding_a_tool;
 mod architecture;

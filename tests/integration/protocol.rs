@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-
-use crate::util::{Moto, airlock, airlock_bin, repo};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -268,10 +267,10 @@ async fn a_client_vanishing_mid_call_leaves_no_partial_queue_write() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("queue.db");
     // A signed copy of the policy, so the requests really reach the queue.
-    let policy = crate::util::policy_with(dir.path(), |t| t);
+    let policy = crate::support::policy_with(dir.path(), |t| t);
     let trust = dir.path().join("approvers.toml");
     std::fs::write(&trust, "").unwrap();
-    crate::queue_flow::sign_policy_as_owner(dir.path(), &policy, &trust);
+    crate::support::sign_policy_as_owner(dir.path(), &policy, &trust);
     for (i, vol) in ["staging_api", "staging_web", "staging_db"]
         .iter()
         .enumerate()
@@ -302,7 +301,7 @@ async fn a_client_vanishing_mid_call_leaves_no_partial_queue_write() {
         ("HOME".into(), dir.path().display().to_string()),
         ("AIRLOCK_DB".into(), db.display().to_string()),
     ];
-    let (code, out, err) = airlock(
+    let Run { code, out, err } = airlock(
         &[
             "audit",
             "verify",
@@ -312,7 +311,11 @@ async fn a_client_vanishing_mid_call_leaves_no_partial_queue_write() {
         &env,
     );
     assert_eq!(code, 0, "{out}{err}");
-    let (_, out, _) = airlock(&["requests", "list", "--json"], &env);
+    let Run {
+        code: _,
+        out,
+        err: _,
+    } = airlock(&["requests", "list", "--json"], &env);
     for r in serde_json::from_str::<Vec<Value>>(&out).unwrap() {
         assert_eq!(r["state"], "pending", "{r}");
     }

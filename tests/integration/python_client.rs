@@ -1,11 +1,8 @@
 //! An independent MCP client: the official Python SDK (scripts/demo_client.py, the same client
 //! the demo uses) drives the real binary against moto.
 
+use crate::support::*;
 use serde_json::Value;
-
-use crate::mcp_stdio::assert_no_credentials;
-use crate::queue_flow::sign_policy_as_owner;
-use crate::util::{BUILTIN_TOOLS, Moto, call_outcomes, policy_with, run_demo_client};
 
 #[test]
 fn the_python_sdk_sees_the_same_server() {
@@ -27,7 +24,7 @@ fn the_python_sdk_sees_the_same_server() {
     let r: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["server"]["name"], "airlock");
     assert_eq!(r["server"]["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(r["tools"], serde_json::json!(BUILTIN_TOOLS));
+    assert_eq!(r["tools"], serde_json::json!(builtin_tools()));
     let calls = r["calls"].as_array().unwrap();
     let outcome = call_outcomes(&r);
     assert_eq!(

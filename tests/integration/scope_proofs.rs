@@ -3,115 +3,11 @@
 //! allow the call's own action on its own resource, and deny the same action on a neighbouring
 //! resource, in another region, and every destructive action.
 
-use std::sync::Arc;
-
-use airlock::catalogue::Catalogue;
-use airlock::config::source::SourceFile;
-use airlock::credentials::StsBroker;
-use airlock::engine::Engine;
-use airlock::policy::Policy;
-use iam_rs::{
-    Arn, Context, Decision, IAMPolicy, IAMRequest, PolicyEvaluator, Principal, PrincipalId,
-};
+use crate::support::proofs::*;
+use crate::support::*;
+use iam_rs::Decision;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-use crate::mcp_stdio::Server;
-use crate::util::{Moto, airlock, repo};
-
-/// Actions that change or destroy things, or hand out credentials: never in a read call's
-/// session policy.
-pub const DESTRUCTIVE: &[&str] = &[
-    "ec2:DeleteVolume",
-    "ec2:DetachVolume",
-    "ec2:ModifyVolume",
-    "ec2:CreateSnapshot",
-    "ec2:DeleteSnapshot",
-    "ec2:TerminateInstances",
-    "ec2:CreateTags",
-    "ec2:DeleteTags",
-    "logs:DeleteLogGroup",
-    "logs:DeleteLogStream",
-    "logs:PutRetentionPolicy",
-    "logs:PutLogEvents",
-    "logs:DeleteRetentionPolicy",
-    "s3:DeleteObject",
-    "s3:DeleteBucket",
-    "s3:PutBucketPolicy",
-    "rds:DeleteDBInstance",
-    "iam:CreateAccessKey",
-    "iam:PutRolePolicy",
-    "sts:AssumeRole",
-];
-
-/// The ARN a request for `action` names: `resource`, or for `*` (actions that name no
-/// resource) a wildcard ARN in the action's service and `region`.
-pub fn arn_of(action: &str, resource: &str, region: &str) -> Arn {
-    if resource == "*" {
-        Arn {
-            partition: "aws".into(),
-            service: action.split(':').next().unwrap().into(),
-            region: region.into(),
-            account_id: String::new(),
-            resource: "*".into(),
-        }
-    } else {
-        Arn::parse(resource).expect("a valid ARN")
-    }
-}
-
-/// iam-rs's decision for one request against a session policy document.
-pub fn eval(policy_json: &str, action: &str, resource: &str, region: &str) -> Decision {
-    let policy = IAMPolicy::from_json(policy_json).expect("a valid IAM policy");
-    let arn = arn_of(action, resource, region);
-    let ctx = Context::new().with_string("aws:RequestedRegion", region);
-    let req = IAMRequest::new_with_context(
-        Principal::Aws(PrincipalId::String(
-            "arn:aws:sts::123456789012:assumed-role/airlock-agent-staging/s".into(),
-        )),
-        action,
-        arn,
-        ctx,
-    );
-    PolicyEvaluator::with_policies(vec![policy])
-        .evaluate(&req)
-        .expect("evaluation")
-        .decision
-}
-
-fn policy_for(region: &str) -> Policy {
-    let text = std::fs::read_to_string(repo().join("policy.toml"))
-        .unwrap()
-        .replace(
-            "\nregion = \"us-east-1\"",
-            &format!("\nregion = \"{region}\""),
-        )
-        .replace(
-            "backup_region = \"us-west-2\"",
-            "backup_region = \"ca-central-1\"",
-        );
-    Policy::parse(
-        &SourceFile::new("policy.toml", text),
-        Some(&Catalogue::builtin().unwrap()),
-    )
-    .unwrap()
-}
-
-pub fn engine(region: &str) -> Engine {
-    Engine::new(
-        Arc::new(policy_for(region)),
-        Arc::new(Catalogue::builtin().unwrap()),
-        Arc::new(StsBroker::new(airlock::policy::MIN_SESSION)),
-    )
-}
-
-/// The session policy airlock renders for a call.
-pub fn session_policy(e: &Engine, tool: &str, args: Value) -> String {
-    let (_, plan) = e.plan(tool, args.as_object().unwrap()).unwrap();
-    plan.session_policy
-        .expect("an allowed AWS call has a session policy")
-        .json
-}
 
 const LOGS_ARN: &str = "arn:aws:logs:us-east-1:123456789012:log-group:/app/staging/api";
 
@@ -218,7 +114,7 @@ async fn the_policy_sent_is_the_policy_proven() {
         .as_str()
         .unwrap()
         .to_string();
-    let (code, out, err) = airlock(
+    let Run { code, out, err } = airlock(
         &[
             "explain",
             "--policy",

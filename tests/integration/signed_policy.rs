@@ -3,15 +3,8 @@
 //! requests and refuses new destructive ones (read tools keep working) until a trusted approver
 //! signs it again; a signature by a key outside the trust file changes nothing.
 
+use crate::support::*;
 use serde_json::{Value, json};
-
-use crate::mcp_stdio::Server;
-use crate::queue_flow::{PASS, Rig, init_key, sign_policy_as_owner};
-use crate::util::{airlock, repo};
-
-fn short_cooldown(t: String) -> String {
-    t.replace("cooldown = \"10m\"", "cooldown = \"2s\"")
-}
 
 /// The agent widens its own access in policy.toml: production logs become readable.
 fn agent_edit(t: &str) -> String {
@@ -46,7 +39,7 @@ async fn refused_as_unsigned(rig: &Rig, agent: &Server, why: &str) {
 
 /// One executor pass holds the due request `id` (exit 4, "{id} held"); returns what it printed.
 fn executor_holds(rig: &Rig, id: &str) -> String {
-    let (code, out, err) = rig.executor_once(&[]);
+    let Run { code, out, err } = rig.executor_once(&[]);
     assert_eq!(code, 4, "{out}{err}");
     assert!(out.contains(&format!("{id} held")), "{out}");
     out
@@ -58,7 +51,7 @@ fn status(rig: &Rig, trust: Option<&std::path::Path>) -> (i32, Value) {
         env.retain(|(k, _)| k != "AIRLOCK_TRUST");
         env.push(("AIRLOCK_TRUST".into(), t.display().to_string()));
     }
-    let (code, out, err) = airlock(&["policy", "status", "--json"], &env);
+    let Run { code, out, err } = airlock(&["policy", "status", "--json"], &env);
     (
         code,
         serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}")),
@@ -83,7 +76,7 @@ async fn an_edited_policy_holds_due_requests_until_a_trusted_approver_signs_it()
     std::fs::write(&rig.policy, agent_edit(&text)).unwrap();
     // The agent cannot re-sign it from its shell: signing needs a terminal, and says which
     // command needs it.
-    let (code, out, err) = rig.cli(&["policy", "sign", "--key", alice.to_str().unwrap()]);
+    let Run { code, out, err } = rig.cli(&["policy", "sign", "--key", alice.to_str().unwrap()]);
     assert_eq!(code, 4, "{out}{err}");
     assert!(
         err.contains("airlock policy sign needs a terminal"),
@@ -112,7 +105,7 @@ async fn an_edited_policy_holds_due_requests_until_a_trusted_approver_signs_it()
             .contains("the executor holds it"),
         "{v}"
     );
-    let (_, human) = (0, rig.cli(&["requests", "show", &id]).1);
+    let human = rig.cli(&["requests", "show", &id]).out;
     assert!(human.contains("airlock policy sign"), "{human}");
     assert!(rig.volume_exists(&vol));
     let (code, st) = status(&rig, None);
@@ -145,7 +138,7 @@ async fn an_edited_policy_holds_due_requests_until_a_trusted_approver_signs_it()
             .starts_with("mallory2 (SHA256:"),
         "{st}"
     );
-    let (code, out, err) = rig.executor_once(&[]);
+    let Run { code, out, err } = rig.executor_once(&[]);
     assert_eq!(code, 4, "{out}{err}");
     assert!(out.contains("not in the trust file"), "{out}");
     assert_eq!(rig.state(&id), "approved");
@@ -205,7 +198,11 @@ async fn serve_refuses_destructive_requests_while_unsigned_and_read_tools_keep_w
             && msg.contains("Read tools keep working"),
         "{msg}"
     );
-    let (_, out, _) = rig.cli(&["requests", "list", "--json"]);
+    let Run {
+        code: _,
+        out,
+        err: _,
+    } = rig.cli(&["requests", "list", "--json"]);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
 
     // The owner signs: the running server picks it up on the next request, no restart.
@@ -255,7 +252,7 @@ async fn a_changed_tool_file_invalidates_the_signature() {
         let p = e.unwrap().path();
         std::fs::copy(&p, tools.join(p.file_name().unwrap())).unwrap();
     }
-    let policy = crate::util::policy_with(dir.path(), |t| {
+    let policy = crate::support::policy_with(dir.path(), |t| {
         t.replace("[settings]\n", "[settings]\ntools_dir = \"tools\"\n")
     });
     let trust = dir.path().join("approvers.toml");
@@ -270,7 +267,7 @@ async fn a_changed_tool_file_invalidates_the_signature() {
             dir.path().join("queue.db").display().to_string(),
         ),
     ];
-    let (code, out, err) = airlock(&["policy", "status"], &env);
+    let Run { code, out, err } = airlock(&["policy", "status"], &env);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("signed: yes, by owner"), "{out}");
 
@@ -287,7 +284,7 @@ async fn a_changed_tool_file_invalidates_the_signature() {
         ),
     )
     .unwrap();
-    let (code, out, err) = airlock(&["policy", "status", "--json"], &env);
+    let Run { code, out, err } = airlock(&["policy", "status", "--json"], &env);
     assert_eq!(code, 4, "{out}{err}");
     let st: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(st["changes"], json!(["tool `list_volumes`'s file changed"]));
@@ -343,7 +340,7 @@ async fn restoring_an_older_signed_policy_and_its_signature_is_a_refused_rollbac
     std::fs::write(&rig.policy, &b_text).unwrap();
     let (code, screen) = rig.sign_policy(&rig.owner, None);
     assert_eq!(code, 0, "{screen}");
-    let (code, out, err) = rig.executor_once(&[]);
+    let Run { code, out, err } = rig.executor_once(&[]);
     assert_eq!(code, 0, "{out}{err}");
 
     // Someone restores A and A's signature. The signature verifies on its own, but `policy
@@ -364,7 +361,7 @@ async fn restoring_an_older_signed_policy_and_its_signature_is_a_refused_rollbac
     // doctor's control 5 says the same.
     let ws = rig.dir.path().join("project");
     std::fs::create_dir_all(&ws).unwrap();
-    let (_, out, err) = airlock(
+    let Run { code: _, out, err } = airlock(
         &[
             "doctor",
             "--dir",

@@ -4,10 +4,8 @@
 
 use std::path::Path;
 
+use crate::support::*;
 use serde_json::{Value, json};
-
-use crate::mcp_stdio::Server;
-use crate::util::{Moto, airlock, repo};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -56,7 +54,8 @@ fn position(text: &str, needle: &str) -> (usize, usize) {
 fn tools_list_shows_each_tool_and_where_it_comes_from() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("describe_things.toml"), TEAM_READ).unwrap();
-    let (code, out, err) = airlock(&["tools", "list", "--tools", s(dir.path()), "--json"], &[]);
+    let Run { code, out, err } =
+        airlock(&["tools", "list", "--tools", s(dir.path()), "--json"], &[]);
     assert_eq!(code, 0, "{err}");
     let v: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(v.len(), 1, "the folder is the whole catalogue: {out}");
@@ -69,7 +68,7 @@ fn tools_list_shows_each_tool_and_where_it_comes_from() {
     );
     assert_eq!(v[0]["source"], s(&dir.path().join("describe_things.toml")));
 
-    let (code, out, err) = airlock(&["tools", "list", "--builtin"], &[]);
+    let Run { code, out, err } = airlock(&["tools", "list", "--builtin"], &[]);
     assert_eq!(code, 0, "{err}");
     let row = out
         .lines()
@@ -91,7 +90,7 @@ fn tools_list_shows_each_tool_and_where_it_comes_from() {
     std::fs::write(&policy, text).unwrap();
     std::fs::create_dir(dir.path().join("team-tools")).unwrap();
     std::fs::write(dir.path().join("team-tools/t.toml"), TEAM_READ).unwrap();
-    let (code, out, err) = airlock(&["tools", "list", "--policy", s(&policy)], &[]);
+    let Run { code, out, err } = airlock(&["tools", "list", "--policy", s(&policy)], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("team-tools/t.toml"), "{out}");
 }
@@ -153,7 +152,7 @@ fn each_unsafe_rule_is_refused_with_file_line_and_column() {
         args.push(s(&p).to_string());
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, out, err) = airlock(&argv, &[]);
+    let Run { code, out, err } = airlock(&argv, &[]);
     assert_eq!(code, 3, "{out}{err}");
     assert!(out.is_empty(), "{out}");
     for (name, text, needle, message) in &cases {
@@ -167,7 +166,7 @@ fn each_unsafe_rule_is_refused_with_file_line_and_column() {
     // The same as JSON, one error object per problem.
     let mut argv = argv.clone();
     argv.push("--json");
-    let (code, out, _) = airlock(&argv, &[]);
+    let Run { code, out, err: _ } = airlock(&argv, &[]);
     assert_eq!(code, 3);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], false);
@@ -185,7 +184,7 @@ fn each_unsafe_rule_is_refused_with_file_line_and_column() {
     // The untouched file passes.
     let good = dir.path().join("good.toml");
     std::fs::write(&good, TEAM_READ).unwrap();
-    let (code, out, err) = airlock(&["tools", "check", s(&good)], &[]);
+    let Run { code, out, err } = airlock(&["tools", "check", s(&good)], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("ok: 1 tool(s)"), "{out}");
 }
@@ -194,12 +193,12 @@ fn each_unsafe_rule_is_refused_with_file_line_and_column() {
 fn tools_check_without_files_checks_the_configured_catalogue() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.toml"), TEAM_READ).unwrap();
-    let (code, out, err) = airlock(&["tools", "check", "--tools", s(dir.path())], &[]);
+    let Run { code, out, err } = airlock(&["tools", "check", "--tools", s(dir.path())], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("describe_things"), "{out}");
     // A second file with the same tool name: the folder is refused, naming both files.
     std::fs::write(dir.path().join("b.toml"), TEAM_READ).unwrap();
-    let (code, _, err) = airlock(&["tools", "check", "--tools", s(dir.path())], &[]);
+    let Run { code, out: _, err } = airlock(&["tools", "check", "--tools", s(dir.path())], &[]);
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains(&format!(
@@ -213,7 +212,7 @@ fn tools_check_without_files_checks_the_configured_catalogue() {
 
 #[test]
 fn tools_schema_prints_the_committed_schema() {
-    let (code, out, err) = airlock(&["tools", "schema"], &[]);
+    let Run { code, out, err } = airlock(&["tools", "schema"], &[]);
     assert_eq!(code, 0, "{err}");
     let committed = std::fs::read_to_string(repo().join("schemas/tool.schema.json")).unwrap();
     assert!(
@@ -262,7 +261,7 @@ fn logs_variant(dir: &Path, name: &str, edit: impl FnOnce(String) -> String) {
     std::fs::write(dir.join("team-tools").join(format!("{name}.toml")), text).unwrap();
 }
 
-fn messages(a: &crate::mcp_stdio::Answer) -> Vec<String> {
+fn messages(a: &crate::support::Answer) -> Vec<String> {
     a.body["items"]
         .as_array()
         .unwrap_or_else(|| panic!("{}", a.text))
@@ -403,11 +402,11 @@ for path in sys.argv[2:]:
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
         // The parser refuses each of them too.
-        let (code, _, err) = airlock(&["tools", "check", s(&p)], &[]);
+        let Run { code, out: _, err } = airlock(&["tools", "check", s(&p)], &[]);
         assert_eq!(code, 3, "{name}: {err}");
         files.push(p.display().to_string());
     }
-    let out = std::process::Command::new(crate::util::venv_bin("python"))
+    let out = std::process::Command::new(crate::support::venv_bin("python"))
         .arg("-c")
         .arg(VALIDATE)
         .arg(repo().join("schemas/tool.schema.json"))

@@ -132,10 +132,19 @@ fn endpoint_ok(e: &str) -> bool {
 }
 
 fn parse_endpoint(e: &str) -> Result<String, String> {
-    if endpoint_ok(e) {
-        Ok(e.to_string())
+    accept(
+        e,
+        endpoint_ok,
+        "must be an http:// or https:// URL such as http://127.0.0.1:5000 (omit --endpoint for real AWS)",
+    )
+}
+
+/// `v` when `ok` accepts it, else `hint` (what clap shows for a bad flag value).
+fn accept(v: &str, ok: fn(&str) -> bool, hint: &str) -> Result<String, String> {
+    if ok(v) {
+        Ok(v.to_string())
     } else {
-        Err("must be an http:// or https:// URL such as http://127.0.0.1:5000 (omit --endpoint for real AWS)".into())
+        Err(hint.into())
     }
 }
 
@@ -146,11 +155,11 @@ fn tag_ok(t: &str) -> bool {
 }
 
 fn parse_tag(t: &str) -> Result<String, String> {
-    if tag_ok(t) {
-        Ok(t.to_string())
-    } else {
-        Err("must be KEY=VALUE, e.g. env=prod (a resource with that tag is never touched)".into())
-    }
+    accept(
+        t,
+        tag_ok,
+        "must be KEY=VALUE, e.g. env=prod (a resource with that tag is never touched)",
+    )
 }
 
 fn role_name_ok(n: &str) -> bool {

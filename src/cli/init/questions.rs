@@ -54,6 +54,12 @@ impl<R: BufRead> Prompter<R> {
         Err(usage(format!("{question}: no valid answer after 5 tries")))
     }
 
+    /// An IAM role name; the default is `template` with `{env}` replaced by `env`.
+    fn ask_role(&mut self, question: &str, template: &str, env: &str) -> anyhow::Result<String> {
+        let default = template.replace("{env}", env);
+        self.ask_valid(question, &default, role_name_ok, "is not an IAM role name")
+    }
+
     fn yes(&mut self, question: &str, default: bool) -> anyhow::Result<bool> {
         let a = self.ask_valid(
             question,
@@ -172,20 +178,18 @@ fn ask_environment<R: BufRead>(
         &format!("{name}: is it production (read-only for the agent, no deletes)?"),
         looks_prod(name),
     )?;
-    let agent = p.ask_valid(
+    let agent = p.ask_role(
         &format!("{name}: agent role name"),
-        &a.agent_role_name.replace("{env}", name),
-        role_name_ok,
-        "is not an IAM role name",
+        &a.agent_role_name,
+        name,
     )?;
     let (executor_role, backup_region, log_export_bucket) = if prod {
         (None, None, None)
     } else {
-        let exec = p.ask_valid(
+        let exec = p.ask_role(
             &format!("{name}: executor role name (runs approved deletes)"),
-            &a.executor_role_name.replace("{env}", name),
-            role_name_ok,
-            "is not an IAM role name",
+            &a.executor_role_name,
+            name,
         )?;
         let default = a
             .backup_region
@@ -233,25 +237,23 @@ fn ask_principals<R: BufRead>(
     let first = envs[0].account.clone();
     let principal_ok = |s: &str| iam::check_principal("principal", s).is_ok();
     let hint = "is not an IAM user or role ARN (arn:aws:iam::ACCOUNT:user/NAME or role/NAME)";
-    let broker = p.ask_valid(
-        "Broker principal: the IAM user or role `airlock serve` runs as",
-        &a.principals
-            .broker_principal
+    let mut ask = |question: &str, given: &Option<String>, default: &str| {
+        let default = given
             .clone()
-            .unwrap_or_else(|| default_principal("aws", &first, "airlock-broker")),
-        principal_ok,
-        hint,
+            .unwrap_or_else(|| default_principal("aws", &first, default));
+        p.ask_valid(question, &default, principal_ok, hint)
+    };
+    let broker = ask(
+        "Broker principal: the IAM user or role `airlock serve` runs as",
+        &a.principals.broker_principal,
+        "airlock-broker",
     )?;
     let any_exec = envs.iter().any(|e| e.executor_role.is_some());
     let (operator, require_mfa) = if any_exec {
-        let o = p.ask_valid(
+        let o = ask(
             "Operator principal: the IAM user or role `airlock executor` runs as",
-            &a.principals
-                .operator_principal
-                .clone()
-                .unwrap_or_else(|| default_principal("aws", &first, "airlock-operator")),
-            principal_ok,
-            hint,
+            &a.principals.operator_principal,
+            "airlock-operator",
         )?;
         let mfa = p.yes(
             "Require MFA to assume the executor roles? (no for an executor run as a service)",

@@ -140,18 +140,22 @@ fn rules(s: &mut String, plan: &Plan, catalogue: &Catalogue) {
         ));
     }
     if !read.is_empty() {
-        s.push_str(&format!(
-            "\n# Read tools, everywhere.\n[[rules]]\ntools = {}\nenvironments = {}\ndecision = \"allow\"\n",
-            list(&read),
-            list(&all)
-        ));
+        rule(
+            s,
+            "# Read tools, everywhere.\n",
+            &read,
+            &all,
+            "decision = \"allow\"\n",
+        );
     }
     if !destructive.is_empty() && !nonprod.is_empty() {
-        s.push_str(&format!(
-            "\n# Destructive tools outside production: one human approval, then a cooldown anyone can\n# cancel in; then `airlock executor` backs the resource up and runs the action.\n[[rules]]\ntools = {}\nenvironments = {}\ndecision = \"approve\"\napprovers = 1\ncooldown = \"10m\"\n",
-            list(&destructive),
-            list(&nonprod)
-        ));
+        rule(
+            s,
+            "# Destructive tools outside production: one human approval, then a cooldown anyone can\n# cancel in; then `airlock executor` backs the resource up and runs the action.\n",
+            &destructive,
+            &nonprod,
+            APPROVE,
+        );
     }
     let with_bucket: Vec<&str> = plan
         .envs
@@ -165,11 +169,13 @@ fn rules(s: &mut String, plan: &Plan, catalogue: &Catalogue) {
         .filter(|n| !with_bucket.contains(n))
         .collect();
     if !needs_bucket.is_empty() && !with_bucket.is_empty() {
-        s.push_str(&format!(
-            "\n# These export the log group to the environment's log_export_bucket first.\n[[rules]]\ntools = {}\nenvironments = {}\ndecision = \"approve\"\napprovers = 1\ncooldown = \"10m\"\n",
-            list(&needs_bucket),
-            list(&with_bucket)
-        ));
+        rule(
+            s,
+            "# These export the log group to the environment's log_export_bucket first.\n",
+            &needs_bucket,
+            &with_bucket,
+            APPROVE,
+        );
     }
     if !needs_bucket.is_empty() && !without.is_empty() {
         s.push_str(&format!(
@@ -190,4 +196,16 @@ fn rules(s: &mut String, plan: &Plan, catalogue: &Catalogue) {
             list(&prod)
         ));
     }
+}
+
+/// One approval, then a cooldown anyone can cancel in.
+const APPROVE: &str = "decision = \"approve\"\napprovers = 1\ncooldown = \"10m\"\n";
+
+/// A `[[rules]]` entry for `tools` in `envs`, after `comment`, ending with `decision`.
+fn rule(s: &mut String, comment: &str, tools: &[&str], envs: &[&str], decision: &str) {
+    s.push_str(&format!(
+        "\n{comment}[[rules]]\ntools = {}\nenvironments = {}\n{decision}",
+        list(tools),
+        list(envs)
+    ));
 }

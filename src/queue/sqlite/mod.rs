@@ -14,10 +14,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::audit::{self, Event};
-use super::model::{Approval, QueueError, Request, State};
-use super::store::{Applied, Backend, Draft, Expect, Filter, Mark, Store, Write};
+use super::model::{Approval, QueueError, Request};
+use super::store::{Answer, Applied, Backend, Draft, Expect, Filter, Mark, Raised, Store, Write};
 use crate::BoxFuture;
-use rows::{EventRow, RequestRow};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -82,38 +81,38 @@ impl SqliteStore {
 
     async fn do_insert(&self, r: &Request, event: &Draft) -> Result<(), QueueError> {
         let mut tx = self.begin().await?;
-        rows::insert_request(&mut tx, r).await.map_err(db)?;
+        rows::insert_request(&mut tx, r).await?;
         append(&mut tx, std::slice::from_ref(event)).await?;
         tx.commit().await.map_err(db)
     }
 
     async fn do_apply(&self, id: &str, expect: &Expect, w: &Write) -> Result<Applied, QueueError> {
         let mut tx = self.begin().await?;
-        let Some(current) = rows::get(&mut *tx, id).await.map_err(db)? else {
+        let Some(current) = rows::get(&mut *tx, id).await? else {
             return Ok(Applied::Conflict(None));
         };
         let approvals = match expect.approvals {
-            Some(_) => Some(rows::approval_count(&mut tx, id).await.map_err(db)?),
+            Some(_) => Some(rows::approval_count(&mut tx, id).await?),
             None => None,
         };
         if !expect.matches(&current, approvals) {
             return Ok(Applied::Conflict(Some(Box::new(current))));
         }
         if let Some(a) = &w.approval
-            && !rows::insert_approval(&mut tx, a).await.map_err(db)?
+            && !rows::insert_approval(&mut tx, a).await?
         {
             return Ok(Applied::Conflict(Some(Box::new(current))));
         }
         let next = w.change.applied(&current);
-        rows::update_request(&mut tx, &next).await.map_err(db)?;
+        rows::update_request(&mut tx, &next).await?;
         append(&mut tx, &w.events).await?;
         tx.commit().await.map_err(db)?;
         Ok(Applied::Done(Box::new(next)))
     }
 
     async fn do_list(&self, f: Filter) -> Result<Vec<Request>, QueueError> {
-        let rows: Vec<RequestRow> = match (f.state, f.due_at, f.expired_at) {
-            (_, Some(now), _) => sqlx::query_as(
+        let found = match (f.state, f.due_at, f.expired_at) {
+            (_, Some(now), _) => sqlx::query(
                 "SELECT * FROM requests WHERE state = 'approved' AND not_before <= ? AND expires_at > ?
                  ORDER BY not_before LIMIT ?",
             )
@@ -122,7 +121,7 @@ impl SqliteStore {
             .bind(f.limit.unwrap_or(32) as i64)
             .fetch_all(&self.pool)
             .await,
-            (_, _, Some(now)) => sqlx::query_as(
+            (_, _, Some(now)) => sqlx::query(
                 "SELECT * FROM requests WHERE state IN ('pending', 'approved') AND expires_at <= ?
                  ORDER BY created_at",
             )
@@ -130,17 +129,17 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await,
             (Some(s), _, _) => {
-                sqlx::query_as("SELECT * FROM requests WHERE state = ? ORDER BY created_at")
+                sqlx::query("SELECT * FROM requests WHERE state = ? ORDER BY created_at")
                     .bind(s.as_str())
                     .fetch_all(&self.pool)
                     .await
             }
-            (None, _, _) => sqlx::query_as("SELECT * FROM requests ORDER BY created_at")
+            (None, _, _) => sqlx::query("SELECT * FROM requests ORDER BY created_at")
                 .fetch_all(&self.pool)
                 .await,
         }
         .map_err(db)?;
-        rows.into_iter().map(Request::try_from).collect()
+        rows::requests_of(found)
     }
 
     async fn do_set_mark(
@@ -148,8 +147,8 @@ impl SqliteStore {
         policy: &str,
         expected: Option<&Mark>,
         mark: &Mark,
-        now: i64,
     ) -> Result<bool, QueueError> {
+        let now = mark.seen_at;
         let n = match expected {
             None => sqlx::query(
                 "INSERT INTO policy_signature_high (policy_path, signed_at_ms, signer, manifest_hash, seen_at)
@@ -188,7 +187,7 @@ async fn append(conn: &mut SqliteConnection, events: &[Draft]) -> Result<(), Que
             .map_err(db)?;
     for d in events {
         let e = audit::seal(head.as_ref().map(|(s, h)| (*s, h.as_str())), d);
-        rows::insert_event(&mut *conn, &e).await.map_err(db)?;
+        rows::insert_event(&mut *conn, &e).await?;
         head = Some((e.seq, e.hash));
     }
     Ok(())
@@ -199,38 +198,34 @@ impl Store for SqliteStore {
         Backend::Sqlite
     }
 
-    fn insert<'a>(
-        &'a self,
-        r: &'a Request,
-        event: &'a Draft,
-    ) -> BoxFuture<'a, Result<(), QueueError>> {
+    fn insert<'a>(&'a self, r: &'a Request, event: &'a Draft) -> Answer<'a, ()> {
         Box::pin(self.do_insert(r, event))
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Request>, QueueError>> {
+    fn get<'a>(&'a self, id: &'a str) -> Answer<'a, Option<Request>> {
         Box::pin(async move {
             let mut conn = self.pool.acquire().await.map_err(db)?;
-            rows::get(&mut *conn, id).await.map_err(db)
+            rows::get(&mut *conn, id).await
         })
     }
 
-    fn list(&self, filter: Filter) -> BoxFuture<'_, Result<Vec<Request>, QueueError>> {
+    fn list(&self, filter: Filter) -> Answer<'_, Vec<Request>> {
         Box::pin(self.do_list(filter))
     }
 
-    fn approvals<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Approval>, QueueError>> {
+    fn approvals<'a>(&'a self, id: &'a str) -> Answer<'a, Vec<Approval>> {
         Box::pin(async move {
-            let rows: Vec<rows::ApprovalRow> =
-                sqlx::query_as("SELECT * FROM approvals WHERE request_id = ? ORDER BY approved_at")
+            let found =
+                sqlx::query("SELECT * FROM approvals WHERE request_id = ? ORDER BY approved_at")
                     .bind(id)
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db)?;
-            Ok(rows.into_iter().map(Approval::from).collect())
+            rows::approvals(found)
         })
     }
 
-    fn signatures(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, QueueError>> {
+    fn signatures(&self) -> Answer<'_, Vec<(String, String)>> {
         Box::pin(async move {
             sqlx::query_as("SELECT request_id, signature FROM approvals")
                 .fetch_all(&self.pool)
@@ -244,11 +239,11 @@ impl Store for SqliteStore {
         id: &'a str,
         expect: &'a Expect,
         write: &'a Write,
-    ) -> BoxFuture<'a, Result<Applied, QueueError>> {
+    ) -> Answer<'a, Applied> {
         Box::pin(self.do_apply(id, expect, write))
     }
 
-    fn append<'a>(&'a self, events: &'a [Draft]) -> BoxFuture<'a, Result<(), QueueError>> {
+    fn append<'a>(&'a self, events: &'a [Draft]) -> Answer<'a, ()> {
         Box::pin(async move {
             let mut tx = self.begin().await?;
             append(&mut tx, events).await?;
@@ -256,59 +251,43 @@ impl Store for SqliteStore {
         })
     }
 
-    fn events(&self) -> BoxFuture<'_, Result<Vec<Event>, QueueError>> {
+    fn events(&self) -> Answer<'_, Vec<Event>> {
         Box::pin(async move {
-            let rows: Vec<EventRow> = sqlx::query_as("SELECT * FROM audit ORDER BY seq")
+            let found = sqlx::query("SELECT * FROM audit ORDER BY seq")
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db)?;
-            Ok(rows.into_iter().map(Event::from).collect())
+            rows::events(found)
         })
     }
 
-    fn mark<'a>(&'a self, policy: &'a str) -> BoxFuture<'a, Result<Option<Mark>, QueueError>> {
+    fn mark<'a>(&'a self, policy: &'a str) -> Answer<'a, Option<Mark>> {
         Box::pin(async move {
-            let row: Option<(i64, String, String)> = sqlx::query_as(
-                "SELECT signed_at_ms, signer, manifest_hash FROM policy_signature_high WHERE policy_path = ?",
+            let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+                "SELECT signed_at_ms, signer, manifest_hash, seen_at FROM policy_signature_high WHERE policy_path = ?",
             )
             .bind(policy)
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-            Ok(row.map(|(signed_at_ms, signer, manifest_hash)| Mark {
-                signed_at_ms,
-                signer,
-                manifest_hash,
-            }))
+            Ok(
+                row.map(|(signed_at_ms, signer, manifest_hash, seen_at)| Mark {
+                    signed_at_ms,
+                    signer,
+                    manifest_hash,
+                    seen_at,
+                }),
+            )
         })
     }
 
-    fn set_mark<'a>(
-        &'a self,
-        policy: &'a str,
-        expected: Option<&'a Mark>,
-        mark: &'a Mark,
-        now: i64,
-    ) -> BoxFuture<'a, Result<bool, QueueError>> {
-        Box::pin(self.do_set_mark(policy, expected, mark, now))
+    fn set_mark<'a>(&'a self, policy: &'a str, from: Option<&'a Mark>, to: &'a Mark) -> Raised<'a> {
+        Box::pin(self.do_set_mark(policy, from, to))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.pool.close())
     }
-}
-
-impl TryFrom<RequestRow> for Request {
-    type Error = QueueError;
-    fn try_from(r: RequestRow) -> Result<Self, QueueError> {
-        r.into_request()
-    }
-}
-
-/// Whether `s` is a state name this queue stores (the column's CHECK constraint agrees).
-fn state(s: &str) -> Result<State, QueueError> {
-    State::parse(s)
-        .ok_or_else(|| QueueError::Db(format!("unknown request state `{s}` in the queue")))
 }
 
 #[cfg(test)]

@@ -1,8 +1,19 @@
-//! Test rig: a real moto server on a free loopback port (started per test, killed on drop, and
-//! killed by the kernel if the test process dies first), seeded by tests/fixtures/seed.py with
-//! IAM enforcement switched on; and helpers to run the real `airlock` binary.
+//! What the integration tests share: a real moto server on a free loopback port (started per
+//! test, killed on drop, and killed by the kernel if the test process dies first), seeded by
+//! tests/fixtures/seed.py with IAM enforcement switched on; the real `airlock` binary run to
+//! completion ([`airlock`]); rmcp's client over it ([`mcp`]); a whole deployment with its human
+//! side ([`rig`]); and the scope proofs' evaluator ([`proofs`]).
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+pub mod mcp;
+pub mod proofs;
+pub mod rig;
+
+pub use mcp::{Answer, Server, assert_no_credentials, demo_policy};
+pub use rig::{
+    PASS, Rig, assert_failed_because, init_key, pty, short_cooldown, sign_policy_as_owner, sql,
+};
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -11,27 +22,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The built-in tools, by name in catalogue order: the one list the integration tests pin
-/// (adding a built-in tool means adding it here).
-pub const BUILTIN_TOOLS: &[&str] = &[
-    "cancel_request",
-    "describe_access",
-    "get_bucket_protection",
-    "get_request",
-    "list_buckets",
-    "list_db_instances",
-    "list_db_snapshots",
-    "list_dynamodb_tables",
-    "list_ecs_clusters",
-    "list_log_groups",
-    "list_snapshots",
-    "list_volumes",
-    "read_logs",
-    "request_delete_db_instance",
-    "request_delete_log_group",
-    "request_delete_snapshot",
-    "request_delete_volume",
-];
+/// The built-in tools, by name in catalogue order: the one hand-written list every test pins
+/// (tests/fixtures/builtin-tools.txt; adding a built-in tool means adding it there).
+pub fn builtin_tools() -> Vec<&'static str> {
+    include_str!("../../fixtures/builtin-tools.txt")
+        .lines()
+        .collect()
+}
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -185,12 +182,29 @@ impl Drop for Moto {
     }
 }
 
-/// Run `airlock ARGS` to completion; returns (exit code, stdout, stderr).
-pub fn airlock(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
+/// What a finished `airlock` command left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+}
+
+/// Run `airlock ARGS` to completion, in a new session without a controlling terminal (as an
+/// agent's shell that pipes its commands), dying with the test.
+pub fn airlock(args: &[&str], env: &[(String, String)]) -> Run {
+    airlock_in(None, args, env)
+}
+
+/// [`airlock`] with `dir` as the working directory.
+pub fn airlock_in(dir: Option<&Path>, args: &[&str], env: &[(String, String)]) -> Run {
     let mut cmd = Command::new(airlock_bin());
     cmd.args(args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)));
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
     if !env.iter().any(|(k, _)| k == "PATH") {
         cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
     }
@@ -217,12 +231,11 @@ pub fn airlock(args: &[&str], env: &[(String, String)]) -> (i32, String, String)
         .expect("spawn airlock")
         .wait_with_output()
         .unwrap();
-    let status = out.status;
-    let (out, err) = (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    );
-    (status.code().unwrap_or(-1), out, err)
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).to_string(),
+        err: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
 }
 
 /// A policy like the repository's, written to a temp dir, with `edit` applied to its text.
@@ -295,4 +308,27 @@ pub fn call_outcomes(r: &Value) -> Vec<(&str, bool)> {
             )
         })
         .collect()
+}
+
+/// An in-process engine over the repository's policy pointed at `moto`, with the broker holding
+/// moto's throwaway keys (no process-wide environment variables in tests).
+pub fn moto_engine(
+    moto: &Moto,
+) -> (
+    std::sync::Arc<airlock::engine::Engine>,
+    std::sync::Arc<airlock::credentials::StsBroker>,
+) {
+    use std::sync::Arc;
+    let text = policy_text_with_endpoint(&moto.url);
+    let catalogue = airlock::catalogue::Catalogue::builtin().unwrap();
+    let file = airlock::config::source::SourceFile::new("policy.toml", text);
+    let policy = airlock::policy::Policy::parse(&file, Some(&catalogue)).unwrap();
+    let (k, s) = moto.broker_key();
+    let broker = Arc::new(airlock::credentials::StsBroker::with_base_credentials(
+        policy.session_duration,
+        aws_credential_types::Credentials::new(k, s, None, None, "test"),
+    ));
+    let engine =
+        airlock::engine::Engine::new(Arc::new(policy), Arc::new(catalogue), broker.clone());
+    (Arc::new(engine), broker)
 }
