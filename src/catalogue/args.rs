@@ -340,6 +340,17 @@ fn check_string(a: &ArgSpec, field: &str, s: &str) -> Result<(), ArgError> {
             format!("`{}` is not one of: {}", clip(s), c.join(", ")),
         ));
     }
+    if a.resource
+        && let Some(why) = non_canonical(s)
+    {
+        return Err(err(
+            field,
+            format!(
+                "`{}` is not a canonical resource name: {why}. AWS names are literal, so write the name exactly as AWS shows it (the list tools show them)",
+                clip(s)
+            ),
+        ));
+    }
     if let Some(p) = &a.pattern
         && !p.is_match(s)
     {
@@ -354,6 +365,29 @@ fn check_string(a: &ArgSpec, field: &str, s: &str) -> Result<(), ArgError> {
         ));
     }
     Ok(())
+}
+
+/// Why a resource name is not in canonical form, if it is not: a `.` or `..` segment or an
+/// empty one (a doubled or trailing `/`) would let a name that reads like one place pass a
+/// rule written for another (`/app/dev/../../prod/db` against `/app/dev/*`).
+fn non_canonical(s: &str) -> Option<&'static str> {
+    if !s.contains('/') {
+        return match s {
+            "." | ".." => Some("`.` and `..` are not names"),
+            _ => None,
+        };
+    }
+    let segments: Vec<&str> = s.split('/').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        match *seg {
+            "." | ".." => return Some("it has a `.` or `..` segment"),
+            "" if i == 0 => {}
+            "" if i == segments.len() - 1 => return Some("it ends with `/`"),
+            "" => return Some("it has a doubled `/`"),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Echo at most 80 characters of a bad value back, so an error never carries a huge input.

@@ -93,12 +93,30 @@ impl QueueArgs {
     }
 }
 
-/// Who runs this command, for the audit log.
+/// Who runs this command, for the audit log: the OS user's name (from the user database, not
+/// `$USER`, which a shell can unset or set to anything), else the numeric uid.
 pub fn cli_actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    format!("cli:{}", os_user())
+}
+
+/// The name of the OS user this process runs as.
+pub fn os_user() -> String {
+    // SAFETY: getuid cannot fail; getpwuid_r writes into the buffers given and returns a
+    // pointer into them (or null), read before the buffers go out of scope.
+    unsafe {
+        let uid = libc::getuid();
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out);
+        if rc == 0 && !out.is_null() && !pwd.pw_name.is_null() {
+            let name = std::ffi::CStr::from_ptr(pwd.pw_name).to_string_lossy();
+            if !name.is_empty() {
+                return name.into_owned();
+            }
+        }
+        format!("uid-{uid}")
+    }
 }
 
 /// A small runtime for one command.

@@ -49,8 +49,8 @@ pub struct ListArgs {
     pub at: Where,
     /// Only requests in this state (pending, approved, executing, executed, failed, denied,
     /// cancelled, expired).
-    #[arg(long)]
-    pub state: Option<String>,
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<State>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -101,14 +101,12 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-fn state_arg(s: &Option<String>) -> anyhow::Result<Option<State>> {
-    match s {
-        None => Ok(None),
-        Some(x) => State::parse(x).map(Some).ok_or_else(|| {
-            let all: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
-            anyhow::anyhow!("unknown state `{x}`; use one of: {}", all.join(", "))
-        }),
-    }
+/// `--state`: a state's name (a usage error, exit 2, otherwise).
+fn parse_state(s: &str) -> Result<State, String> {
+    State::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown state `{s}`; use one of: {}", all.join(", "))
+    })
 }
 
 #[allow(clippy::print_stdout)]
@@ -116,7 +114,7 @@ pub fn run(c: RequestsCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match c {
             RequestsCommand::List(a) => {
-                let state = state_arg(&a.state)?;
+                let state = a.state;
                 let q = a.at.open().await?;
                 let now = now_ms();
                 q.expire_due(now).await?;
@@ -130,9 +128,7 @@ pub fn run(c: RequestsCommand) -> anyhow::Result<ExitCode> {
                 } else if rows.is_empty() {
                     println!(
                         "no requests{}",
-                        a.state
-                            .map(|s| format!(" in state {s}"))
-                            .unwrap_or_default()
+                        state.map(|s| format!(" in state {s}")).unwrap_or_default()
                     );
                 } else {
                     println!(

@@ -19,9 +19,22 @@ pub struct Config {
 /// The policy file at `path`, read and parsed (not yet validated).
 pub(super) fn read(path: &Path) -> Result<(SourceFile, RawPolicy), SourceErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                " (looked for {}{}); give the policy's path with --policy PATH or the AIRLOCK_POLICY environment variable",
+                path.display(),
+                std::env::current_dir()
+                    .ok()
+                    .filter(|_| path.is_relative())
+                    .map(|d| format!(" in {}", d.display()))
+                    .unwrap_or_default()
+            )
+        } else {
+            String::new()
+        };
         SourceErrors::from(SourceError::whole_file(
             path,
-            format!("cannot read the policy: {e}"),
+            format!("cannot read the policy: {e}{hint}"),
         ))
     })?;
     let file = SourceFile::new(path, text);

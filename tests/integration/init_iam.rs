@@ -990,7 +990,7 @@ fn init_in_an_empty_folder_then_check_then_the_demo_flow() {
     let bin = crate::support::airlock_bin();
     assert!(
         out.contains(&format!(
-            "claude mcp add airlock --scope user -- {} serve --policy {}",
+            "claude mcp add --transport stdio --scope user airlock -- {} serve --policy {}",
             bin.display(),
             std::fs::canonicalize(&policy).unwrap().display()
         )),
@@ -1455,14 +1455,43 @@ fn init_without_answers_or_flags_is_a_usage_error() {
     );
     assert!(project.join("policy.toml").exists());
 
-    // The client configuration alone: absolute paths, valid JSON for VS Code.
+    // No policy there yet: nothing to connect a client to, and nothing is written (issue 11
+    // item 8: this printed a configuration for a missing policy and exited 0).
+    let Run { code, err, .. } = airlock(
+        &["init", d.to_str().unwrap(), "--print-client", "vscode"],
+        &env,
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("does not exist") && err.contains("airlock init"),
+        "{err}"
+    );
+    assert!(!d.join("policy.toml").exists(), "printing writes nothing");
+    let Run { code, err, .. } = airlock(
+        &[
+            "init",
+            d.to_str().unwrap(),
+            "--non-interactive",
+            "--env",
+            "staging:123456789012:us-east-1",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    // The client configuration alone on stdout, so `> ~/.cursor/mcp.json` writes valid JSON
+    // (item 8: a `# ...` line came first); what it is goes to stderr. Absolute paths.
     let Run { code, out, err } = airlock(
         &["init", d.to_str().unwrap(), "--print-client", "vscode"],
         &env,
     );
     assert_eq!(code, 0, "{err}");
-    let json_start = out.find('{').unwrap();
-    let v: Value = serde_json::from_str(&out[json_start..]).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let Run { out: cursor, .. } = airlock(
+        &["init", d.to_str().unwrap(), "--print-client", "cursor"],
+        &env,
+    );
+    let c: Value = serde_json::from_str(&cursor).unwrap_or_else(|e| panic!("{e}: {cursor}"));
+    assert!(c["mcpServers"]["airlock"]["command"].is_string(), "{c}");
     let server = &v["servers"]["airlock"];
     assert_eq!(server["type"], "stdio");
     assert_eq!(
@@ -1481,8 +1510,7 @@ fn init_without_answers_or_flags_is_a_usage_error() {
         3,
         "the default trust file needs no flag: {args:?}"
     );
-    assert!(out.contains("user configuration"), "{out}");
-    assert!(!d.join("policy.toml").exists(), "printing writes nothing");
+    assert!(err.contains("user configuration"), "{err}");
 
     // A trust file elsewhere (a team's /etc/airlock/approvers.toml, set in a shell profile a
     // desktop-launched client never reads) is passed to serve on its command line, from the
@@ -1509,8 +1537,9 @@ fn init_without_answers_or_flags_is_a_usage_error() {
         argv.extend(extra.iter().copied());
         let Run { code, out, err } = airlock(&argv, &env);
         assert_eq!(code, 0, "{err}");
-        let vscode = &out[out.find("# VS Code").unwrap()..];
-        let v: Value = serde_json::from_str(&vscode[vscode.find('{').unwrap()..]).unwrap();
+        assert!(err.contains("# VS Code"), "{err}");
+        let vscode = &out[out.rfind("{\n  \"servers\"").unwrap()..];
+        let v: Value = serde_json::from_str(vscode).unwrap();
         let args = v["servers"]["airlock"]["args"].as_array().unwrap();
         match want {
             Some(t) => {

@@ -13,6 +13,7 @@ mod doctor;
 mod init_iam;
 mod leaks;
 mod mcp_stdio;
+mod new_user;
 mod protocol;
 mod python_client;
 mod queue_flow;

@@ -220,10 +220,22 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
         .map(absolute)
         .filter(|t| *t != absolute(&airlock::approval::trust::default_trust_path()));
     if let Some(c) = a.print_client {
-        print!(
-            "{}",
-            client_config(c, &binary, &absolute(&policy_path), trust.as_deref())
-        );
+        // The configuration alone on stdout (so `> ~/.cursor/mcp.json` writes a valid file);
+        // what it is and where it goes on stderr.
+        if !policy_path.exists() {
+            return Err(anyhow::Error::new(exit::Failure {
+                code: exit::CONFIG,
+                message: format!(
+                    "{} does not exist: there is nothing to connect a client to yet. Write it first with `airlock init {}`, or name the folder that holds it",
+                    policy_path.display(),
+                    a.dir.display()
+                ),
+            }));
+        }
+        for cc in client_config(c, &binary, &absolute(&policy_path), trust.as_deref()) {
+            eprintln!("# {}", cc.note);
+            print!("{}", cc.body);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if absolute(&a.dir) == absolute(Path::new(".")) {
@@ -339,8 +351,11 @@ fn next_steps(
     println!(
         "\n5. Connect your agent (`airlock serve` uses the broker's credential: the policy's `profile`,\n   else the standard AWS chain of the client's environment):\n"
     );
-    for line in client_config(Client::All, binary, &policy_abs, trust).lines() {
-        println!("   {line}");
+    for cc in client_config(Client::All, binary, &policy_abs, trust) {
+        println!("   # {}", cc.note);
+        for line in cc.body.lines() {
+            println!("   {line}");
+        }
     }
     println!(
         "\n6. From the project folder your agent works in, check the five controls:\n   {bin} doctor --policy {}",

@@ -1,0 +1,153 @@
+//! What a new user hits (issue 11): each test names the item it guards and fails on the code
+//! before its fix. The real binary, a real moto with IAM enforcement on, a pty where a person
+//! would type.
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// Item 16: a resource name with `..`, `.` or doubled separators is refused before any
+/// decision, so `/app/staging/web/../../prod/db` cannot pass a rule for `/app/staging/*`, and
+/// no credential is minted for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn non_canonical_resource_names_are_refused_before_any_decision() {
+    let moto = Moto::start();
+    let s = Server::start(Some(&moto), &demo_policy()).await;
+    for name in [
+        "/app/staging/web/../../prod/bookings",
+        "/app/staging/./api",
+        "/app/staging//api",
+        "/app/staging/api/",
+    ] {
+        let a = s
+            .call(
+                "read_logs",
+                json!({"environment": "staging", "log_group": name}),
+            )
+            .await;
+        assert!(a.is_error, "{name}: {}", a.text);
+        assert_eq!(a.body["error"], "invalid_argument", "{name}: {}", a.text);
+        assert_eq!(a.body["field"], "log_group", "{name}");
+        assert!(
+            a.text.contains("not a canonical resource name"),
+            "{}",
+            a.text
+        );
+    }
+    assert_eq!(s.assume_role_count(), 0, "{}", s.stderr());
+    // The canonical name still works.
+    let a = s
+        .call(
+            "read_logs",
+            json!({"environment": "staging", "log_group": "/app/staging/api"}),
+        )
+        .await;
+    assert!(!a.is_error, "{}", a.text);
+}
+
+/// A request in a fresh queue file, made through the library (no AWS needed).
+async fn queued(db: &std::path::Path) -> String {
+    use airlock::queue::{Call, NewRequest, Queue};
+    let q = Queue::open(db).await.unwrap();
+    let r = q
+        .create(
+            &NewRequest {
+                call: Call {
+                    tool: "request_delete_volume".into(),
+                    environment: "staging".into(),
+                    account: "123456789012".into(),
+                    region: "us-east-1".into(),
+                    resource_arn: "arn:aws:ec2:us-east-1:123456789012:volume/vol-0123456789abcdef0"
+                        .into(),
+                    arguments: json!({"volume_id": "vol-0123456789abcdef0"}),
+                },
+                resource_id: "vol-0123456789abcdef0".into(),
+                policy_hash: "p".into(),
+                rule: "rule #1".into(),
+                approvers_required: 1,
+                cooldown_ms: 0,
+                reason: "test".into(),
+                client_name: "test".into(),
+                client_version: "1".into(),
+                session_id: "s".into(),
+                resource_json: "{}".into(),
+                ttl_ms: 3_600_000,
+            },
+            "agent",
+            airlock::timefmt::now_ms(),
+        )
+        .await
+        .unwrap();
+    q.close().await;
+    r.id
+}
+
+/// Item 13: a bad `--state` is a usage error (exit 2, it was 1), an unknown request id is
+/// refused (exit 4, as docs/cli.md now says), and a person's actions are audited under their
+/// OS user's name even when `$USER` is unset (it was `cli:unknown`).
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_codes_and_the_audit_actor_are_what_the_docs_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let id = queued(&db).await;
+    let dbs = db.to_str().unwrap();
+    let r = airlock(&["requests", "list", "--db", dbs, "--state", "nope"], &[]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(
+        r.err.contains("unknown state `nope`") && r.err.contains("pending"),
+        "{}",
+        r.err
+    );
+    let r = airlock(&["requests", "show", "--db", dbs, "r-000000000000"], &[]);
+    assert_eq!(r.code, 4, "{}", r.err);
+    // No USER, no LOGNAME: only PATH and HOME.
+    let env = vec![("HOME".to_string(), dir.path().display().to_string())];
+    let r = airlock(
+        &["deny", "--db", dbs, &id, "--reason", "not this one"],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let r = airlock(&["audit", "show", "--db", dbs, "--json"], &env);
+    let events: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    let denied = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "denied")
+        .unwrap();
+    let me = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(denied["actor"], format!("cli:{}", me.trim()), "{denied}");
+}
+
+/// Item 9: run outside the policy's folder, a command says where it looked and how to name the
+/// policy (it said only "cannot read the policy: No such file or directory").
+#[test]
+fn a_missing_policy_names_the_flag_and_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["check"][..],
+        &["requests", "list"],
+        &["serve"],
+        &["executor", "--once"],
+    ] {
+        let r = airlock_in(Some(dir.path()), args, &[]);
+        assert_eq!(r.code, 3, "{args:?}: {}", r.err);
+        assert!(
+            r.err.contains("--policy PATH") && r.err.contains("AIRLOCK_POLICY"),
+            "{args:?}: {}",
+            r.err
+        );
+        assert!(
+            r.err.contains(&dir.path().display().to_string()),
+            "{}",
+            r.err
+        );
+    }
+}
