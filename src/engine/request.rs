@@ -171,7 +171,7 @@ impl Engine {
                     r.id, r.approvers_required
                 ),
                 format!(
-                    "After approval there is a {cooldown} cooldown; anyone can cancel until it starts (cancel_request)."
+                    "After approval there is a {cooldown} cooldown; until it starts, you can withdraw it with cancel_request (from this session) and a person with `airlock cancel {}`.", r.id
                 ),
                 then,
                 format!(
@@ -207,6 +207,12 @@ impl Engine {
         queue.expire_due(now).await.map_err(queue_error)?;
         let result = match tool.handler {
             Handler::RequestCancel => {
+                let r = queue.get(id).await;
+                if let Ok(r) = &r
+                    && !may_withdraw(r, ctx)
+                {
+                    return Err(not_yours(r));
+                }
                 let why = args
                     .get("reason")
                     .and_then(Value::as_str)
@@ -246,6 +252,28 @@ impl Engine {
             Err(e) => Err(queue_error(e)),
         }
     }
+}
+
+/// Whether the caller of `cancel_request` may withdraw `r`: only the session that made it.
+/// Another session, even of the same client, asks a person, who can `airlock cancel` it.
+fn may_withdraw(r: &crate::queue::Request, ctx: &CallContext) -> bool {
+    !r.session_id.is_empty() && r.session_id == ctx.session_id
+}
+
+fn not_yours(r: &crate::queue::Request) -> ToolError {
+    ToolError::new(
+        ErrorKind::Refused {
+            rule: Some("only the requesting session may withdraw a request".into()),
+        },
+        format!(
+            "request {} was made by another session ({} {}, session {}); cancel_request withdraws only this session's own requests, and nothing was changed",
+            r.id, r.client_name, r.client_version, r.session_id
+        ),
+    )
+    .advise(format!(
+        "If it should not run, tell the person you work with: they can cancel it with `airlock cancel {}`. get_request shows where it is.",
+        r.id
+    ))
 }
 
 /// A destructive request refused because the policy is not signed: a tool error (not a

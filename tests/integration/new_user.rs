@@ -151,3 +151,28 @@ fn a_missing_policy_names_the_flag_and_the_variable() {
         );
     }
 }
+
+/// Item 5: a new MCP session cannot withdraw a request another session made (and a human
+/// approved); the session that made it can, and a person can with `airlock cancel`.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_requesting_session_may_cancel() {
+    let rig = Rig::new(|t| t);
+    let vol = rig.moto.volume("staging_api");
+    let a = rig.agent().await;
+    let id = rig.request_delete(&a, &vol).await;
+    let key = rig.approver("alice", true);
+    let (code, screen) = rig.approve(&id, &key, &vol, PASS, None);
+    assert_eq!(code, 0, "{screen}");
+    let b = rig.agent().await;
+    let r = b
+        .call("cancel_request", json!({"request_id": id, "reason": "not mine"}))
+        .await;
+    assert!(r.is_error, "{}", r.text);
+    assert_eq!(r.body["error"], "refused", "{}", r.text);
+    assert!(r.text.contains("another session") && r.text.contains("airlock cancel"), "{}", r.text);
+    assert_eq!(rig.state(&id), "approved");
+    assert!(!rig.audit_events(&id).contains(&"cancelled".to_string()));
+    let r = a.call("cancel_request", json!({"request_id": id})).await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(rig.state(&id), "cancelled");
+}
