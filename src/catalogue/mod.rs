@@ -403,7 +403,7 @@ impl Catalogue {
                 builtin: false,
             })
         } else {
-            Err(SourceErrors(errors))
+            Err(SourceErrors::sorted(errors))
         }
     }
 

@@ -59,18 +59,98 @@ name_type!(
     }
 );
 
+/// The AWS regions airlock knows (commercial, China, GovCloud, ISO). A name of the right shape
+/// that is not here is refused with the nearest known name: `us-wst-2` is a typo, and a typo in
+/// a region sends every call to the wrong place.
+pub const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-isoe-west-1",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-iso-east-1",
+    "us-iso-west-1",
+    "us-isob-east-1",
+    "us-isof-east-1",
+    "us-isof-south-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// The known region nearest to `s` (fewest single-character edits).
+pub fn nearest_region(s: &str) -> &'static str {
+    KNOWN_REGIONS
+        .iter()
+        .copied()
+        .min_by_key(|r| edit_distance(s, r))
+        .unwrap_or("us-east-1")
+}
+
+/// Levenshtein distance over bytes (region names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 name_type!(
-    /// An AWS region name such as `us-east-1` (GovCloud and ISO regions included).
+    /// An AWS region airlock knows, such as `us-east-1` ([`KNOWN_REGIONS`]).
     Region,
     |s| {
-        static RE: LazyLock<Regex> = LazyLock::new(|| {
+        if KNOWN_REGIONS.contains(&s) {
+            return Ok(());
+        }
+        static SHAPE: LazyLock<Regex> = LazyLock::new(|| {
             Regex::new(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$").expect("region regex")
         });
-        if RE.is_match(s) {
-            Ok(())
+        let near = nearest_region(s);
+        if SHAPE.is_match(s) {
+            Err(format!(
+                "region `{s}` is not an AWS region airlock knows; did you mean \"{near}\"?"
+            ))
         } else {
             Err(format!(
-                "region `{s}` is not an AWS region name such as \"us-east-1\""
+                "region `{s}` is not an AWS region name such as \"us-east-1\" (nearest: \"{near}\")"
             ))
         }
     }
@@ -141,5 +221,8 @@ mod tests {
         assert!(!EnvName::is_valid("a b"));
         let e = "us-east".parse::<Region>().unwrap_err();
         assert!(e.contains("is not an AWS region name"), "{e}");
+        let e = "us-wst-2".parse::<Region>().unwrap_err();
+        assert!(e.contains("did you mean \"us-west-2\""), "{e}");
+        assert_eq!(nearest_region("eu-centrl-1"), "eu-central-1");
     }
 }

@@ -87,13 +87,76 @@ impl SourceFile {
         }
     }
 
-    /// Parse TOML into `T`, turning the parser's error into `path:line:col: message`.
+    /// Parse TOML into `T`, turning the parser's error into `path:line:col: message`, in
+    /// words a person can act on (which key is duplicated and where it was first set; what
+    /// type was expected, as an example rather than a Rust type name).
     pub fn parse_toml<T: serde::de::DeserializeOwned>(&self) -> Result<T, SourceError> {
         toml::from_str(&self.text).map_err(|e| {
             let message = e.message().trim().replace('\n', " ");
+            let message = match e.span() {
+                Some(span) if message.starts_with("duplicate key") => self.duplicate(span.start),
+                _ => expected_in_words(&message),
+            };
             self.error(e.span(), message)
         })
     }
+
+    /// What a duplicate key at `at` is, and where in its table it was first set.
+    fn duplicate(&self, at: usize) -> String {
+        let rest = &self.text[at.min(self.text.len())..];
+        let key: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        if key.is_empty() {
+            return "duplicate key".into();
+        }
+        // The table the duplicate is in starts after the last header line before it.
+        let before = &self.text[..at.min(self.text.len())];
+        let table_start = before.match_indices("\n[").last().map_or(0, |(i, _)| i + 1);
+        let first = before[table_start..]
+            .match_indices(&key)
+            .find_map(|(i, _)| {
+                let pos = table_start + i;
+                let line_start = self.text[..pos].rfind('\n').map_or(0, |n| n + 1);
+                let after = self.text[pos + key.len()..].trim_start();
+                (self.text[line_start..pos].trim().is_empty() && after.starts_with('='))
+                    .then_some(pos)
+            });
+        match first {
+            Some(pos) => format!(
+                "duplicate key `{key}`: it is already set at line {} of this table; keep one",
+                self.line_col(pos).0
+            ),
+            None => format!("duplicate key `{key}`: keep one"),
+        }
+    }
+}
+
+/// The parser's "invalid type: X, expected Y" in words: what was found, and an example of what
+/// belongs there instead of a Rust type name.
+fn expected_in_words(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.to_string();
+    };
+    let Some((found, expected)) = rest.split_once(", expected ") else {
+        return message.to_string();
+    };
+    let want = match expected.trim() {
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64" => "a whole number such as 2",
+        "a boolean" => "true or false (without quotes)",
+        "a string" => "a quoted string such as \"15m\"",
+        "a sequence" => "a list such as [\"a\", \"b\"]",
+        e if e.starts_with("struct ") || e == "a map" => "a table",
+        e => e,
+    };
+    let found = match found.split_once(' ') {
+        Some(("string", v)) => format!("the string {v}"),
+        Some(("integer", v)) => format!("the number {v}"),
+        Some(("boolean", v)) => format!("{v}"),
+        _ => found.to_string(),
+    };
+    format!("expected {want} here, found {found}")
 }
 
 /// Several configuration errors at once, one per line, so `airlock check` shows them all.
@@ -113,6 +176,14 @@ impl fmt::Display for SourceErrors {
 }
 
 impl std::error::Error for SourceErrors {}
+
+impl SourceErrors {
+    /// `errs` in reading order: by file, then line, then column.
+    pub fn sorted(mut errs: Vec<SourceError>) -> Self {
+        errs.sort_by(|a, b| (&a.path, a.line, a.col).cmp(&(&b.path, b.line, b.col)));
+        SourceErrors(errs)
+    }
+}
 
 impl From<SourceError> for SourceErrors {
     fn from(e: SourceError) -> Self {

@@ -171,7 +171,8 @@ impl Engine {
                     r.id, r.approvers_required
                 ),
                 format!(
-                    "After approval there is a {cooldown} cooldown; until it starts, you can withdraw it with cancel_request (from this session) and a person with `airlock cancel {}`.", r.id
+                    "After approval there is a {cooldown} cooldown; until it starts, you can withdraw it with cancel_request (from this session) and a person with `airlock cancel {}`.",
+                    r.id
                 ),
                 then,
                 format!(

@@ -97,7 +97,7 @@ impl Policy {
             .map(|(i, r)| rule(&mut c, i, r, &environments, catalogue))
             .collect();
         if !c.errs.is_empty() {
-            return Err(SourceErrors(c.errs));
+            return Err(SourceErrors::sorted(c.errs));
         }
         Ok(Policy {
             environments,
@@ -185,7 +185,11 @@ fn environment(c: &mut Check, name: &str, env: &Spanned<RawEnvironment>) -> Envi
     }
     let role = e.agent_role.get_ref();
     let want = format!("arn:{}:iam::{account}:role/", e.partition);
-    let role_ok = |s: &str| s.starts_with(&want) && s.len() > want.len() && !s.contains('*');
+    // A bad account or partition is one mistake: the role ARNs are not judged against it too.
+    let knowable = AccountId::is_valid(account)
+        && matches!(e.partition.as_str(), "aws" | "aws-cn" | "aws-us-gov");
+    let role_ok =
+        |s: &str| !knowable || (s.starts_with(&want) && s.len() > want.len() && !s.contains('*'));
     if !role_ok(role) {
         c.at(
             &e.agent_role,
@@ -216,8 +220,8 @@ fn environment(c: &mut Check, name: &str, env: &Spanned<RawEnvironment>) -> Envi
     });
     let backup_region = e.backup_region.as_ref().map(|r| {
         let s = r.get_ref();
-        if !Region::is_valid(s) {
-            c.at(r, format!("backup_region `{s}` is not an AWS region name"));
+        if let Err(m) = s.parse::<Region>() {
+            c.at(r, format!("backup_region: {m}"));
         } else if s == region {
             c.at(r, "backup_region must differ from region: a backup in the same region shares its failure domain");
         }

@@ -78,7 +78,7 @@ pub fn parse_tool(f: &SourceFile) -> Result<ToolSpec, SourceErrors> {
         c.file("[describe] and [backup] belong to destructive tools only");
     }
     let (Some(handler), true) = (handler, c.errs.is_empty()) else {
-        return Err(SourceErrors(c.errs));
+        return Err(SourceErrors::sorted(c.errs));
     };
     let input_schema = Arc::new(args::input_schema(&arguments));
     Ok(ToolSpec {

@@ -74,10 +74,8 @@ fn env_flag(a: &InitArgs, spec: &str) -> anyhow::Result<EnvAnswer> {
             "--env `{spec}`: the account must be the 12-digit AWS account id"
         )));
     }
-    if !Region::is_valid(region) {
-        return Err(usage(format!(
-            "--env `{spec}`: `{region}` is not an AWS region name such as us-east-1"
-        )));
+    if let Err(m) = region.parse::<Region>() {
+        return Err(usage(format!("--env `{spec}`: {m}")));
     }
     let backup_region = a
         .backup_region
