@@ -153,7 +153,7 @@ fn expected_in_words(message: &str) -> String {
     let found = match found.split_once(' ') {
         Some(("string", v)) => format!("the string {v}"),
         Some(("integer", v)) => format!("the number {v}"),
-        Some(("boolean", v)) => format!("{v}"),
+        Some(("boolean", v)) => v.to_string(),
         _ => found.to_string(),
     };
     format!("expected {want} here, found {found}")
