@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
+use airlock::config::source::{SourceError, SourceErrors};
+
 use super::{ConfigArgs, exit};
 
 #[derive(Debug, Args)]
@@ -18,7 +20,11 @@ pub struct CheckArgs {
 
 #[allow(clippy::print_stdout)]
 pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
-    match a.config.load() {
+    match a
+        .config
+        .load()
+        .and_then(|c| missing_profiles(&a.config.policy).map(|()| c))
+    {
         Ok(c) => {
             let tools: Vec<&str> = c.catalogue.names().collect();
             if a.json {
@@ -49,5 +55,40 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
                 Err(exit::Failure::config(errs))
             }
         }
+    }
+}
+
+/// Every `profile` / `executor_profile` the policy names must be in the AWS config files: a
+/// misspelt name would otherwise only show up as a failed call.
+fn missing_profiles(policy: &std::path::Path) -> Result<(), SourceErrors> {
+    let uses = airlock::policy::load::profile_uses(policy)?;
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            SourceErrors::from(SourceError::whole_file(
+                policy,
+                format!("cannot start: {e}"),
+            ))
+        })?;
+    let errs: Vec<SourceError> = rt.block_on(async {
+        let mut errs = Vec::new();
+        for u in &uses {
+            if let Some(why) = airlock::credentials::base::missing_profile(&u.name).await {
+                errs.push(u.error(format!(
+                    "environment `{}`: {}: {why}; correct the name or add the profile to those files",
+                    u.env, u.key
+                )));
+            }
+        }
+        errs
+    });
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(SourceErrors::sorted(errs))
     }
 }

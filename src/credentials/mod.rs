@@ -11,6 +11,7 @@
 //! - [`sts`]: the real broker, [`StsBroker`].
 //! - [`fake`]: a broker for in-process tests that mints throwaway credentials and counts.
 
+pub mod base;
 pub mod cache;
 pub mod fake;
 mod sts;
@@ -23,16 +24,30 @@ use aws_credential_types::Credentials;
 use crate::policy::Environment;
 use crate::scope::SessionPolicy;
 
+/// Why no credential could be minted, said as whose problem it is.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
-    #[error("could not load the broker's base AWS credentials for environment `{env}`: {message}")]
+    /// airlock's configuration on this machine: a profile that does not exist, a malformed
+    /// AWS config file.
+    #[error("environment `{env}`: {message}")]
+    Config { env: String, message: String },
+    /// The base credential's source failed (a credential_process, an SSO login, a profile's own
+    /// AssumeRole).
+    #[error("the base AWS credential for environment `{env}` could not be obtained: {message}")]
     BaseCredentials { env: String, message: String },
+    /// STS refused AssumeRole, with its error code.
     #[error("AssumeRole on {role} was refused ({code}): {message}")]
     AssumeRole {
         role: String,
         code: String,
         message: String,
     },
+    /// STS is throttling this caller.
+    #[error("STS is throttling AssumeRole on {role} ({code})")]
+    Throttled { role: String, code: String },
+    /// The STS endpoint could not be reached (or did not answer in time).
+    #[error("cannot reach STS at {endpoint}: {message}")]
+    Unreachable { endpoint: String, message: String },
     #[error("STS returned no credentials for {0}")]
     Empty(String),
     #[error("environment `{0}` has no executor_role, so nothing can run there as the executor")]

@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use tokio::sync::{Mutex, OnceCell};
 
+use super::base;
 use super::cache::Cache;
 use super::{CredentialBroker, CredentialError, Minting, ScopeRequest};
 use crate::aws::endpoint;
@@ -59,30 +62,36 @@ impl StsBroker {
         }
     }
 
-    /// The STS client for `env` with the base credential of `profile` (one per pair).
-    async fn client(&self, env: &Environment, profile: Option<&str>) -> aws_sdk_sts::Client {
+    /// The STS client for `env` with the base credential of `profile` (one per pair). A
+    /// configuration problem is not cached: fixing the AWS config files fixes the next call.
+    async fn client(
+        &self,
+        env: &Environment,
+        profile: Option<&str>,
+    ) -> Result<aws_sdk_sts::Client, CredentialError> {
         let cell = {
             let mut m = self.clients.lock().await;
             m.entry((env.name.clone(), profile.map(str::to_string)))
                 .or_default()
                 .clone()
         };
-        cell.get_or_init(|| async {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new(env.region.clone()));
-            if let Some(base) = &self.base {
-                loader = loader.credentials_provider(base.clone());
-            } else if let Some(p) = profile {
-                loader = loader.profile_name(p);
-            }
-            if let Some(url) = endpoint::override_for("sts", env) {
-                loader = loader.endpoint_url(url);
-            }
-            let conf = loader.load().await;
-            aws_sdk_sts::Client::new(&conf)
+        cell.get_or_try_init(|| async {
+            let loader = match &self.base {
+                Some(base) => {
+                    let mut l = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                        .region(aws_config::Region::new(env.region.clone()))
+                        .credentials_provider(base.clone());
+                    if let Some(url) = endpoint::override_for("sts", env) {
+                        l = l.endpoint_url(url);
+                    }
+                    l
+                }
+                None => base::loader(env, profile).await?,
+            };
+            Ok(aws_sdk_sts::Client::new(&loader.load().await))
         })
         .await
-        .clone()
+        .cloned()
     }
 
     fn session_name(&self, tool: &str) -> String {
@@ -99,7 +108,7 @@ impl StsBroker {
 
     async fn assume(&self, req: ScopeRequest<'_>) -> Result<Credentials, CredentialError> {
         let (role, profile) = req.role.of(req.env)?;
-        let client = self.client(req.env, profile).await;
+        let client = self.client(req.env, profile).await?;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let session = self.session_name(req.tool);
         tracing::info!(
@@ -120,25 +129,7 @@ impl StsBroker {
             .source_identity(req.source_identity)
             .send()
             .await
-            .map_err(|e| {
-                let code = e.code().unwrap_or("error").to_string();
-                let message = e
-                    .message()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| aws_sdk_sts::error::DisplayErrorContext(&e).to_string());
-                if matches!(code.as_str(), "error") && message.contains("credentials") {
-                    CredentialError::BaseCredentials {
-                        env: req.env.name.clone(),
-                        message,
-                    }
-                } else {
-                    CredentialError::AssumeRole {
-                        role: role.to_string(),
-                        code,
-                        message,
-                    }
-                }
-            })?;
+            .map_err(|e| sts_failure(&e, req.env, role, profile))?;
         let c = out
             .credentials()
             .ok_or_else(|| CredentialError::Empty(role.to_string()))?;
@@ -170,5 +161,75 @@ impl CredentialBroker for StsBroker {
 
     fn assume_role_calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+}
+
+/// An AssumeRole that failed, as whose problem it is: the base credential, the network, STS
+/// throttling, or STS refusing (with its code, read from the raw body when the SDK could not
+/// parse it). Never the SDK's Debug dump.
+fn sts_failure(
+    e: &SdkError<AssumeRoleError>,
+    env: &Environment,
+    role: &str,
+    profile: Option<&str>,
+) -> CredentialError {
+    let dyn_e: &(dyn std::error::Error + 'static) = e;
+    let url = endpoint::override_for("sts", env).unwrap_or_else(|| endpoint::resolve("sts", env));
+    tracing::debug!(error = %base::innermost(dyn_e), env = %env.name, "AssumeRole failed");
+    if let Some(c) = base::find::<CredentialsError>(dyn_e) {
+        return base::classify_base(c, env, profile);
+    }
+    match e {
+        SdkError::DispatchFailure(d) => {
+            let message = match base::find::<std::io::Error>(dyn_e).map(std::io::Error::kind) {
+                Some(std::io::ErrorKind::ConnectionRefused) => {
+                    "connection refused (nothing is listening there)".to_string()
+                }
+                Some(std::io::ErrorKind::TimedOut) => "the connection timed out".to_string(),
+                _ if d.is_timeout() => "the connection timed out".to_string(),
+                _ => base::innermost(dyn_e),
+            };
+            CredentialError::Unreachable {
+                endpoint: url,
+                message,
+            }
+        }
+        SdkError::TimeoutError(_) => CredentialError::Unreachable {
+            endpoint: url,
+            message: "it did not answer in time".into(),
+        },
+        _ => {
+            let raw = e.raw_response();
+            let body = raw
+                .and_then(|r| r.body().bytes())
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            let tag = |t: &str| {
+                body.split_once(&format!("<{t}>"))
+                    .and_then(|(_, r)| r.split_once(&format!("</{t}>")))
+                    .map(|(v, _)| v.trim().to_string())
+            };
+            let code = e.code().map(str::to_string).or_else(|| tag("Code"));
+            let message = e.message().map(str::to_string).or_else(|| tag("Message"));
+            let status = raw.map_or(0, |r| r.status().as_u16());
+            match code {
+                Some(code) if code.contains("Throttl") || code == "RequestLimitExceeded" => {
+                    CredentialError::Throttled {
+                        role: role.to_string(),
+                        code,
+                    }
+                }
+                Some(code) => CredentialError::AssumeRole {
+                    role: role.to_string(),
+                    code,
+                    message: message.unwrap_or_default(),
+                },
+                None => CredentialError::AssumeRole {
+                    role: role.to_string(),
+                    code: format!("HTTP {status}"),
+                    message: format!("STS at {url} answered with a body that is not an AWS error"),
+                },
+            }
+        }
     }
 }

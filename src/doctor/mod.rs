@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::ProvideCredentials;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::approval::trust::TrustFile;
 use crate::aws::{endpoint, protocol, sign};
 use crate::catalogue::{Catalogue, Protocol, Risk};
+use crate::credentials;
 use crate::policy::signature::{Manifest, signature_path, status};
 use crate::policy::{Environment, Policy};
 
@@ -183,22 +183,13 @@ fn credentials(i: &Inputs) -> Vec<Line> {
     out
 }
 
-/// The base credential `airlock serve` would use for `env`: the standard AWS chain, or the
-/// environment's `profile`.
+/// The broker's base credential for `env`, exactly as `airlock serve` resolves it (the named
+/// profile and nothing else, or the standard chain), and where it came from.
 async fn base_credentials(env: &Environment) -> Result<Credentials, String> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(env.region.clone()));
-    if let Some(p) = &env.profile {
-        loader = loader.profile_name(p);
-    }
-    let conf = loader.load().await;
-    let provider = conf
-        .credentials_provider()
-        .ok_or_else(|| "no AWS credential provider is configured".to_string())?;
-    provider
-        .provide_credentials()
+    credentials::base::resolve(env, env.profile.as_deref())
         .await
-        .map_err(|e| format!("no broker credential: {e}"))
+        .map(|(c, _)| c)
+        .map_err(|e| e.to_string())
 }
 
 async fn sts(env: &Environment, creds: &Credentials) -> aws_sdk_sts::Client {
@@ -288,8 +279,16 @@ async fn broker(i: &Inputs, policy: &Policy, catalogue: &Catalogue) -> Vec<Line>
     actions.sort();
     actions.dedup();
     for env in policy.environments.values() {
-        let creds = match base_credentials(env).await {
-            Ok(c) => c,
+        let creds = match credentials::base::resolve(env, env.profile.as_deref()).await {
+            Ok((c, source)) => {
+                out.push(line(
+                    2,
+                    Level::Pass,
+                    format!("{}: the broker's credential comes from {source}", env.name),
+                    None,
+                ));
+                c
+            }
             Err(e) => {
                 out.push(line(2, Level::Warn, format!("{}: {e}", env.name), Some("run doctor with the same AWS environment (AWS_PROFILE, ...) as the MCP client gives `airlock serve`")));
                 continue;

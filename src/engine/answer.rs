@@ -124,8 +124,19 @@ pub enum ErrorKind {
     AwsAccessDenied {
         aws_code: Option<String>,
     },
-    /// Any other failure on the AWS side.
+    /// AWS answered the call with another error, named by its code.
     Aws {
+        aws_code: Option<String>,
+    },
+    /// airlock's own AWS configuration on its host is not usable (a profile that does not
+    /// exist, an environment without an executor role).
+    AwsConfiguration,
+    /// airlock's base credential could not be obtained (its source failed).
+    AwsCredentials,
+    /// An AWS endpoint could not be reached.
+    AwsUnreachable,
+    /// AWS is throttling the caller.
+    AwsThrottled {
         aws_code: Option<String>,
     },
     /// A broken invariant in airlock itself.
@@ -150,6 +161,10 @@ impl ErrorKind {
             ErrorKind::DescribeFailed(_) => "describe_failed",
             ErrorKind::AwsAccessDenied { .. } => "aws_access_denied",
             ErrorKind::Aws { .. } => "aws_error",
+            ErrorKind::AwsConfiguration => "aws_configuration",
+            ErrorKind::AwsCredentials => "aws_credentials",
+            ErrorKind::AwsUnreachable => "aws_unreachable",
+            ErrorKind::AwsThrottled { .. } => "aws_throttled",
             ErrorKind::Internal => "internal",
         }
     }
@@ -177,9 +192,9 @@ impl ToolError {
     /// The AWS error code, when AWS gave one.
     pub fn aws_code(&self) -> Option<&str> {
         match &self.kind {
-            ErrorKind::Aws { aws_code } | ErrorKind::AwsAccessDenied { aws_code } => {
-                aws_code.as_deref()
-            }
+            ErrorKind::Aws { aws_code }
+            | ErrorKind::AwsAccessDenied { aws_code }
+            | ErrorKind::AwsThrottled { aws_code } => aws_code.as_deref(),
             _ => None,
         }
     }

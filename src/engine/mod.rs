@@ -341,27 +341,72 @@ pub enum CallError {
     Aws(#[from] AwsError),
 }
 
-/// A call that failed after it was allowed, as the agent is told.
+/// Tell the person; retrying changes nothing.
+const TELL_THE_PERSON: &str = "This is not something to fix or work around from here: tell the person you work with, and do not retry or look for other credentials.";
+
+/// A call that failed after it was allowed, as the agent is told: one short sentence saying
+/// whose problem it is, and what to do. The detail (the error chain) goes to stderr at debug
+/// level only.
 fn failure(e: CallError, tool: &ToolSpec, env: &Environment) -> ToolError {
-    let denied = matches!(&e, CallError::Aws(a) if a.is_access_denied())
-        || matches!(
-            &e,
-            CallError::Credentials(CredentialError::AssumeRole { .. })
-        );
     tracing::warn!(tool = %tool.name, env = %env.name, error = %e, "tool call failed");
-    let aws_code = match &e {
-        CallError::Aws(AwsError::Service { code, .. }) => Some(code.clone()),
-        _ => None,
-    };
-    if denied {
-        ToolError::new(ErrorKind::AwsAccessDenied { aws_code }, e.to_string()).advise(format!(
-            "AWS refused the scoped credential for `{}` in `{}`. This is a configuration problem for a human (the agent role's permissions or trust policy), not something to work around: report it and do not look for other credentials.",
-            tool.name, env.name
-        ))
-    } else {
-        ToolError::new(ErrorKind::Aws { aws_code }, e.to_string())
-            .advise("the call failed on the AWS side; it may succeed if retried later")
+    let (t, en) = (&tool.name, &env.name);
+    match e {
+        CallError::Credentials(CredentialError::Config { .. } | CredentialError::NoExecutorRole(_) | CredentialError::Empty(_)) => {
+            ToolError::new(
+                ErrorKind::AwsConfiguration,
+                format!("`{t}` did not run: airlock's own AWS configuration for `{en}` is not usable (a problem on the airlock side, not in your call)"),
+            )
+            .advise(TELL_THE_PERSON)
+        }
+        CallError::Credentials(CredentialError::BaseCredentials { .. }) => ToolError::new(
+            ErrorKind::AwsCredentials,
+            format!("`{t}` did not run: airlock could not obtain its own AWS credential for `{en}` (its credential source failed)"),
+        )
+        .advise(TELL_THE_PERSON),
+        CallError::Credentials(CredentialError::Unreachable { endpoint, message }) => ToolError::new(
+            ErrorKind::AwsUnreachable,
+            format!("`{t}` did not run: cannot reach STS at {endpoint} ({message})"),
+        )
+        .advise("The AWS endpoint is down or unreachable from the airlock host. Tell the person you work with; retrying now will fail the same way."),
+        CallError::Credentials(CredentialError::Throttled { code, .. }) => ToolError::new(
+            ErrorKind::AwsThrottled { aws_code: Some(code.clone()) },
+            format!("`{t}` did not run: STS is throttling airlock ({code})"),
+        )
+        .advise("Wait a minute, then try once more; do not retry in a loop."),
+        CallError::Credentials(e @ CredentialError::AssumeRole { .. }) => {
+            let CredentialError::AssumeRole { code, .. } = &e else { unreachable!() };
+            ToolError::new(ErrorKind::AwsAccessDenied { aws_code: Some(code.clone()) }, e.to_string())
+                .advise(denied_advice(t, en))
+        }
+        CallError::Aws(a @ AwsError::Service { .. }) => {
+            let AwsError::Service { code, message, .. } = &a else { unreachable!() };
+            let aws_code = Some(code.clone());
+            if a.is_access_denied() {
+                ToolError::new(ErrorKind::AwsAccessDenied { aws_code }, a.to_string()).advise(denied_advice(t, en))
+            } else if code.contains("Throttl") || code == "RequestLimitExceeded" || code == "SlowDown" {
+                ToolError::new(ErrorKind::AwsThrottled { aws_code }, format!("AWS is throttling `{t}` in `{en}` ({code})"))
+                    .advise("Wait a minute, then try once more; do not retry in a loop.")
+            } else {
+                ToolError::new(ErrorKind::Aws { aws_code }, format!("AWS refused `{t}` in `{en}` ({code}): {message}"))
+                    .advise("AWS received the call and refused it: check the arguments against the error; the same call will fail the same way.")
+            }
+        }
+        CallError::Aws(AwsError::Transport { service, endpoint, .. }) => ToolError::new(
+            ErrorKind::AwsUnreachable,
+            format!("`{t}` did not complete: cannot reach {service} at {endpoint}"),
+        )
+        .advise("The AWS endpoint is down or unreachable from the airlock host. Tell the person you work with; retrying now will fail the same way."),
+        CallError::Aws(e @ (AwsError::Signing(_) | AwsError::Decode { .. })) => {
+            ToolError::new(ErrorKind::Aws { aws_code: None }, format!("`{t}` failed inside airlock: {e}"))
+                .advise(TELL_THE_PERSON)
+        }
     }
+}
+
+fn denied_advice(tool: &str, env: &str) -> String {
+    format!(
+        "AWS refused the scoped credential for `{tool}` in `{env}`. This is a configuration problem for a human (the agent role's permissions or trust policy), not something to work around: report it and do not look for other credentials."
+    )
 }
 
 #[cfg(test)]

@@ -60,9 +60,14 @@ pub fn error_body(e: &ToolError) -> Value {
         ErrorKind::DescribeFailed(inner) => {
             b.insert("describe".into(), error_body(inner));
         }
-        ErrorKind::AwsAccessDenied { aws_code } | ErrorKind::Aws { aws_code } => {
+        ErrorKind::AwsAccessDenied { .. }
+        | ErrorKind::Aws { .. }
+        | ErrorKind::AwsThrottled { .. }
+        | ErrorKind::AwsConfiguration
+        | ErrorKind::AwsCredentials
+        | ErrorKind::AwsUnreachable => {
             b.insert("what_you_can_do".into(), advice.unwrap_or(Value::Null));
-            b.insert("aws_code".into(), json!(aws_code));
+            b.insert("aws_code".into(), json!(e.aws_code()));
             return Value::Object(b);
         }
         _ => {}

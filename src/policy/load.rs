@@ -72,3 +72,47 @@ pub fn tools_dir(path: &Path) -> Result<Option<PathBuf>, SourceErrors> {
     let (file, raw) = read(path)?;
     Ok(Policy::from_raw(&file, &raw, None)?.tools_dir)
 }
+
+/// A named AWS profile the policy uses, with where it is written.
+#[derive(Debug, Clone)]
+pub struct ProfileUse {
+    pub env: String,
+    /// `profile` or `executor_profile`.
+    pub key: &'static str,
+    pub name: String,
+    at: SourceError,
+}
+
+impl ProfileUse {
+    /// An error at the place the profile is named.
+    pub fn error(&self, message: impl Into<String>) -> SourceError {
+        SourceError {
+            message: message.into(),
+            ..self.at.clone()
+        }
+    }
+}
+
+/// Every `profile` and `executor_profile` the policy at `path` names, in file order.
+pub fn profile_uses(path: &Path) -> Result<Vec<ProfileUse>, SourceErrors> {
+    let (file, raw) = read(path)?;
+    let mut uses = Vec::new();
+    for (name, env) in &raw.environments {
+        let env = env.get_ref();
+        for (key, p) in [
+            ("profile", &env.profile),
+            ("executor_profile", &env.executor_profile),
+        ] {
+            if let Some(p) = p {
+                uses.push(ProfileUse {
+                    env: name.get_ref().clone(),
+                    key,
+                    name: p.get_ref().clone(),
+                    at: file.error(Some(p.span()), ""),
+                });
+            }
+        }
+    }
+    uses.sort_by_key(|u| (u.at.line, u.at.col));
+    Ok(uses)
+}

@@ -43,7 +43,7 @@ pub struct RawEnvironment {
     pub partition: String,
     pub agent_role: Spanned<String>,
     /// The broker's base credential: a named profile; absent means the standard AWS chain.
-    pub profile: Option<String>,
+    pub profile: Option<Spanned<String>>,
     /// An endpoint for every service of this environment (e.g. a local AWS endpoint).
     pub endpoint: Option<Spanned<String>>,
     pub description: Option<String>,
@@ -51,7 +51,7 @@ pub struct RawEnvironment {
     /// able to assume it.
     pub executor_role: Option<Spanned<String>>,
     /// The executor's base credential: a named profile; absent means the standard AWS chain.
-    pub executor_profile: Option<String>,
+    pub executor_profile: Option<Spanned<String>>,
     /// Copy backups to this region (another failure domain) before deleting.
     pub backup_region: Option<Spanned<String>>,
     /// Refuse to delete unless the backup was copied out of the resource's region.

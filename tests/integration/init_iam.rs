@@ -1287,6 +1287,8 @@ fn init_asks_at_a_terminal() {
         p.send_line(answer).unwrap();
     }
     p.exp_string("Next steps").unwrap();
+    p.exp_string("define profile `dev-broker`: create it first")
+        .unwrap();
     p.exp_eof().unwrap();
 
     let policy = dir.join("policy.toml");
@@ -1326,6 +1328,17 @@ fn init_asks_at_a_terminal() {
         trust["Statement"][0]["Condition"]["Bool"]["aws:MultiFactorAuthPresent"],
         "true"
     );
+    // The profile the answers named must exist in the AWS config files for check to pass.
+    let Run { code, err, .. } = airlock(&["check", "--policy", policy.to_str().unwrap()], &env);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("there is no profile `dev-broker`"), "{err}");
+    let aws = home.path().join(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        "[dev-broker]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = not-a-real-secret\n",
+    )
+    .unwrap();
     let Run { code, out, err } = airlock(&["check", "--policy", policy.to_str().unwrap()], &env);
     assert_eq!(code, 0, "{out}{err}");
 }

@@ -250,3 +250,275 @@ fn policy_errors_say_what_to_change() {
     assert!(lines.len() >= 2, "{order}");
     assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{order}");
 }
+
+/// A throwaway access key pair no AWS endpoint knows (a developer's own keys, in these tests).
+fn stranger_keys() -> (String, String) {
+    let hex = |u: uuid::Uuid| u.simple().to_string().to_uppercase();
+    (
+        format!("AKIA{}", &hex(uuid::Uuid::new_v4())[..16]),
+        format!("{}{}", hex(uuid::Uuid::new_v4()), hex(uuid::Uuid::new_v4()))[..40].to_string(),
+    )
+}
+
+/// A process environment whose only AWS configuration is the config and credentials files
+/// written into `home` (no keys exported, no AWS_ENDPOINT_URL).
+fn aws_files_env(home: &std::path::Path, config: &str, credentials: &str) -> Vec<(String, String)> {
+    let (c, k) = (home.join("aws-config"), home.join("aws-credentials"));
+    std::fs::write(&c, config).unwrap();
+    std::fs::write(&k, credentials).unwrap();
+    vec![
+        ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+        ("HOME".into(), home.display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ("AWS_CONFIG_FILE".into(), c.display().to_string()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE".into(),
+            k.display().to_string(),
+        ),
+        ("AIRLOCK_LOG".into(), "airlock=debug,warn".into()),
+    ]
+}
+
+/// The repository's policy with every environment's `endpoint` set to `url` and staging's
+/// broker credential the named `profile`.
+fn policy_with_profile(dir: &std::path::Path, url: &str, profile: &str) -> std::path::PathBuf {
+    let dir = dir.join(profile);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = policy_text_with_endpoint(url).replace(
+        "\nagent_role = \"arn:aws:iam::123456789012:role/airlock-agent-staging\"",
+        &format!(
+            "\nagent_role = \"arn:aws:iam::123456789012:role/airlock-agent-staging\"\nprofile = \"{profile}\""
+        ),
+    );
+    let p = dir.join("policy.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn static_profile(name: &str, key: &str, secret: &str) -> String {
+    format!("[{name}]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
+}
+
+/// `airlock doctor --json`'s broker lines (control 2) for the environment variables `env`.
+fn doctor_broker_lines(
+    dir: &std::path::Path,
+    policy: &std::path::Path,
+    env: &[(String, String)],
+) -> Vec<String> {
+    let ws = dir.join("project");
+    std::fs::create_dir_all(&ws).unwrap();
+    let mut env = env.to_vec();
+    env.push(("AIRLOCK_POLICY".into(), policy.display().to_string()));
+    env.push((
+        "AIRLOCK_DB".into(),
+        dir.join("queue.db").display().to_string(),
+    ));
+    let r = airlock(&["doctor", "--dir", ws.to_str().unwrap(), "--json"], &env);
+    let report: serde_json::Value =
+        serde_json::from_str(&r.out).unwrap_or_else(|_| panic!("{}{}", r.out, r.err));
+    report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["control"] == json!(2))
+        .map(|l| {
+            format!(
+                "{}: {}",
+                l["level"].as_str().unwrap(),
+                l["message"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Item 1: with `profile = "broker"`, keys exported in the shell that starts the MCP client
+/// never become the broker: the profile is used and nothing else, and doctor says so. (Before
+/// the fix the exported keys signed AssumeRole; moto does not know them, so the call failed.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_profile_beats_exported_keys() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (k, s) = moto.broker_key();
+    let mut env = aws_files_env(dir.path(), "", &static_profile("broker", &k, &s));
+    let (dev_key, dev_secret) = stranger_keys();
+    env.push(("AWS_ACCESS_KEY_ID".into(), dev_key.clone()));
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), dev_secret));
+    let policy = policy_with_profile(dir.path(), &moto.url, "broker");
+
+    let server = Server::start_with(None, &policy, &env).await;
+    let a = server
+        .call("list_volumes", json!({"environment": "staging"}))
+        .await;
+    assert!(!a.is_error, "{}\n{}", a.text, server.stderr());
+    assert!(!server.stderr().contains(&dev_key), "{}", server.stderr());
+
+    let lines = doctor_broker_lines(dir.path(), &policy, &env);
+    assert!(
+        lines.iter().any(|l| l
+            == "pass: staging: the broker's credential comes from profile `broker`: static keys in a profile"),
+        "{lines:#?}"
+    );
+    // prod names no profile: the standard chain, which starts with the exported keys.
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "prod: the broker's credential comes from the standard AWS chain: keys from environment variables"
+        )),
+        "{lines:#?}"
+    );
+}
+
+/// Item 2: a `role_arn` + `source_profile` profile makes its own AssumeRole at the
+/// environment's `endpoint` (moto here), not at the real STS host. Nothing else in the process
+/// environment names the endpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chained_profile_assumes_its_role_at_the_configured_endpoint() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = &moto.seed;
+    let config = format!(
+        "[profile broker]\nrole_arn = {}\nsource_profile = hop-source\nregion = us-east-1\n",
+        seed["hop_role"].as_str().unwrap()
+    );
+    let creds = static_profile(
+        "hop-source",
+        seed["hop_source_access_key_id"].as_str().unwrap(),
+        seed["hop_source_secret_access_key"].as_str().unwrap(),
+    );
+    let env = aws_files_env(dir.path(), &config, &creds);
+    let policy = policy_with_profile(dir.path(), &moto.url, "broker");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("role/airlock-agent-staging", "role/airlock-agent-chained"),
+    )
+    .unwrap();
+
+    let server = Server::start_with(None, &policy, &env).await;
+    let a = server
+        .call("list_volumes", json!({"environment": "staging"}))
+        .await;
+    assert!(!a.is_error, "{}\n{}", a.text, server.stderr());
+    let lines = doctor_broker_lines(dir.path(), &policy, &env);
+    assert!(
+        lines.iter().any(|l| l
+            == "pass: staging: the broker's credential comes from profile `broker`: a role the profile assumes (role_arn)"),
+        "{lines:#?}"
+    );
+}
+
+/// What every classified failure must not look like: a Rust Debug dump of the SDK's error.
+fn assert_no_debug_dump(text: &str) {
+    for dump in [
+        "DispatchFailure",
+        "ConnectorError",
+        "Response {",
+        "source:",
+        "Some(",
+        "SdkError",
+    ] {
+        assert!(!text.contains(dump), "`{dump}` in: {text}");
+    }
+}
+
+/// Item 6: failures reach the agent classified, in one short sentence with what to do, never
+/// as a Debug dump, and never as "retry later" when it is our configuration: a misspelt
+/// profile, a credential_process that cannot run, a stopped endpoint, and STS refusing with a
+/// code that is read from the XML body.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_failures_are_classified_for_the_agent() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (k, s) = moto.broker_key();
+    let config = "[profile failing]\ncredential_process = sh -c 'echo token expired >&2; exit 3'\n";
+    let env = aws_files_env(dir.path(), config, &static_profile("broker", &k, &s));
+
+    // A profile that is not in the AWS config files: our configuration.
+    let typo = policy_with_profile(dir.path(), &moto.url, "brokr");
+    let server = Server::start_with(None, &typo, &env).await;
+    let a = server
+        .call("list_volumes", json!({"environment": "staging"}))
+        .await;
+    assert!(a.is_error);
+    assert_eq!(a.body["error"], "aws_configuration", "{}", a.text);
+    assert_no_debug_dump(&a.text);
+    let advice = a.body["what_you_can_do"].as_str().unwrap();
+    assert!(
+        advice.contains("tell the person") && advice.contains("do not retry"),
+        "{advice}"
+    );
+    assert!(!a.text.contains("retried later"), "{}", a.text);
+    // The operator's log has the detail the agent is not given.
+    assert!(
+        server
+            .stderr()
+            .contains("there is no profile `brokr` in the AWS config files"),
+        "{}",
+        server.stderr()
+    );
+    drop(server);
+    // ... and `airlock check` catches it before anything runs, at the line that names it.
+    let r = airlock(&["check", "--policy", typo.to_str().unwrap()], &env);
+    assert_eq!(r.code, 3, "{r:?}");
+    let line = std::fs::read_to_string(&typo)
+        .unwrap()
+        .lines()
+        .position(|l| l == "profile = \"brokr\"")
+        .unwrap()
+        + 1;
+    assert!(
+        r.err.contains(&format!(
+            "policy.toml:{line}:11: environment `staging`: profile: there is no profile `brokr` in the AWS config files"
+        )) && r.err.contains("they define: broker, failing"),
+        "{r:?}"
+    );
+
+    // A credential_process that fails: the base credential.
+    let failing = policy_with_profile(dir.path(), &moto.url, "failing");
+    let server = Server::start_with(None, &failing, &env).await;
+    let a = server
+        .call("list_volumes", json!({"environment": "staging"}))
+        .await;
+    assert_eq!(a.body["error"], "aws_credentials", "{}", a.text);
+    assert_no_debug_dump(&a.text);
+    assert!(
+        server.stderr().contains("credential_process failed"),
+        "{}",
+        server.stderr()
+    );
+    drop(server);
+
+    // STS refuses the role: AccessDenied is read from the XML body, not left null.
+    let dir2 = tempfile::tempdir().unwrap();
+    let std_env = aws_files_env(dir2.path(), "", &static_profile("broker", &k, &s));
+    let other = std::fs::read_to_string(&failing)
+        .unwrap()
+        .replace("\nprofile = \"failing\"", "\nprofile = \"broker\"")
+        .replace("role/airlock-agent-staging", "role/someone-elses-role");
+    let other_path = dir2.path().join("policy.toml");
+    std::fs::write(&other_path, other).unwrap();
+    let server = Server::start_with(None, &other_path, &std_env).await;
+    let a = server
+        .call("list_volumes", json!({"environment": "staging"}))
+        .await;
+    assert_eq!(a.body["error"], "aws_access_denied", "{}", a.text);
+    assert_eq!(a.body["aws_code"], "AccessDenied", "{}", a.text);
+    assert_no_debug_dump(&a.text);
+    drop(server);
+
+    // The endpoint stops answering: the network, said in one sentence.
+    let good = policy_with_profile(dir.path(), &moto.url, "broker");
+    let url = moto.url.clone();
+    drop(moto);
+    let server = Server::start_with(None, &good, &env).await;
+    let a = server
+        .call("list_volumes", json!({"environment": "staging"}))
+        .await;
+    assert_eq!(a.body["error"], "aws_unreachable", "{}", a.text);
+    assert!(
+        a.text.contains(&format!("cannot reach STS at {url}")),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("connection refused"), "{}", a.text);
+    assert_no_debug_dump(&a.text);
+}

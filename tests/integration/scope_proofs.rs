@@ -165,7 +165,9 @@ proptest! {
     /// one; each allows its own call and denies the neighbour and the other regions.
     #[test]
     fn rendered_policies_stay_in_scope(
-        group in "/app/staging/[A-Za-z0-9_/.#-]{1,60}",
+        // Canonical names only (no empty, `.` or `..` segment, no trailing `/`): the others
+        // are refused before any policy is rendered.
+        group in "/app/staging/[A-Za-z0-9_#-][A-Za-z0-9_.#-]{0,19}(/[A-Za-z0-9_#-][A-Za-z0-9_.#-]{0,19}){0,2}",
         region in regions(),
         other in regions(),
     ) {

@@ -337,8 +337,27 @@ fn next_steps(
     ) {
         println!("   {c}");
     }
+    let mut profiles: Vec<&str> = [&plan.profile, &plan.executor_profile]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    profiles.dedup();
+    let profile_note = match profiles.as_slice() {
+        [] => String::new(),
+        names => format!(
+            "\n   (it also checks that your AWS config files define {}: create {} first, e.g. `aws configure --profile {}`)",
+            names
+                .iter()
+                .map(|n| format!("profile `{n}`"))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            if names.len() == 1 { "it" } else { "them" },
+            names[0]
+        ),
+    };
     println!(
-        "\n2. Check the policy:\n   {bin} check --policy {}",
+        "\n2. Check the policy:\n   {bin} check --policy {}{profile_note}",
         policy_abs.display()
     );
     println!(
