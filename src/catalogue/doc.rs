@@ -103,6 +103,17 @@ fn tool(s: &mut String, t: &ToolSpec) {
                 format!("; must be unchanged: {}", code_list(&d.unchanged))
             }
         );
+        for r in &d.require {
+            let _ = writeln!(
+                s,
+                "- refused (before queueing, and before the backup) unless `{}` is `{}`: {}",
+                r.field,
+                r.equals
+                    .as_str()
+                    .map_or_else(|| r.equals.to_string(), str::to_string),
+                r.why(&serde_json::json!("…"))
+            );
+        }
     }
     if let Some(b) = t.backup {
         let _ = writeln!(

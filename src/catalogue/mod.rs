@@ -178,6 +178,37 @@ pub struct DescribeSpec {
     pub arguments: Map<String, Value>,
     pub unchanged: Vec<String>,
     pub not_found: Vec<String>,
+    pub require: Vec<Require>,
+}
+
+/// A precondition of a destructive action on its resource (see [`raw::RawRequire`]).
+#[derive(Debug, Clone)]
+pub struct Require {
+    pub field: String,
+    pub equals: Value,
+    pub refusal: String,
+    pub what_to_do: String,
+}
+
+impl DescribeSpec {
+    /// The first precondition `resource` (as the `[describe]` tool shows it) does not meet,
+    /// with the value found there.
+    pub fn unmet<'a>(&'a self, resource: &'a Value) -> Option<(&'a Require, &'a Value)> {
+        self.require.iter().find_map(|r| {
+            let found = resource.get(&r.field).unwrap_or(&Value::Null);
+            (found != &r.equals).then_some((r, found))
+        })
+    }
+}
+
+impl Require {
+    /// Why the action cannot run, with the value found.
+    pub fn why(&self, found: &Value) -> String {
+        let shown = found
+            .as_str()
+            .map_or_else(|| found.to_string(), str::to_string);
+        self.refusal.replace("${value}", &shown)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -388,7 +419,24 @@ impl Catalogue {
                     .get(&d.tool)
                     .or_else(|| context.and_then(|c| c.get(&d.tool)))
                 {
-                    Some(dt) if dt.risk == Risk::Read && dt.aws().is_some() => {}
+                    Some(dt) if dt.risk == Risk::Read && dt.aws().is_some() => {
+                        let named = d
+                            .unchanged
+                            .iter()
+                            .chain(d.require.iter().map(|r| &r.field));
+                        for field in named {
+                            if !dt.output.fields.iter().any(|o| &o.name == field) {
+                                errors.push(f.error(
+                                    None,
+                                    format!(
+                                        "[describe] names field `{field}`, which `{}` does not output; its fields: {}",
+                                        d.tool,
+                                        dt.output.fields.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
+                                    ),
+                                ));
+                            }
+                        }
+                    }
                     _ => errors.push(f.error(
                         None,
                         format!("[describe] tool `{}` must be a read tool of the catalogue that calls AWS", d.tool),

@@ -72,6 +72,28 @@ pub struct RawDescribe {
     /// Error codes of the describe call that mean the resource does not exist.
     #[serde(default)]
     pub not_found: Vec<String>,
+    /// What must hold of the resource for AWS to accept the action (checked when the request
+    /// is made and again before the backup, so no backup is spent on a call AWS will refuse).
+    #[serde(default)]
+    #[schemars(with = "Vec<RawRequire>")]
+    pub require: Vec<Spanned<RawRequire>>,
+}
+
+/// One precondition of a destructive action: an output field of the `[describe]` tool and
+/// the value it must have.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequire {
+    /// An output field of the `[describe]` tool (a top-level name, e.g. `state`).
+    pub field: String,
+    /// The value it must have (`"available"`, `false`).
+    #[schemars(with = "serde_json::Value")]
+    pub equals: toml::Value,
+    /// Why the action cannot run when it has another value, completing "`ID` cannot be
+    /// deleted now: ..." (`${value}` is the value found).
+    pub refusal: String,
+    /// What the agent (or the person) should do first.
+    pub what_to_do: String,
 }
 
 /// The kind of backup taken before a destructive action.

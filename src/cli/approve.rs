@@ -306,6 +306,18 @@ fn show(
     let v = view(r, approvals, now_ms());
     t.say("\n")?;
     t.say(&describe(&v, args))?;
+    // A request queued before its tool declared a precondition (or by an older airlock) may
+    // name a resource AWS will refuse to act on: say so before anyone signs.
+    let resource: Value = serde_json::from_str(&r.resource_json).unwrap_or(Value::Null);
+    if let Some(tool) = config.catalogue.get(&r.tool)
+        && let Some((req, found)) = tool.describe.as_ref().and_then(|d| d.unmet(&resource))
+    {
+        t.say(&format!(
+            "\nWARNING: as seen when it was requested, {}: {}. The executor checks again and fails the request without a backup if it is still so; deny it unless that is about to change.\n",
+            r.resource_id,
+            req.why(found)
+        ))?;
+    }
     // Approving does not need a signed policy, but the executor holds requests until it is.
     let st = airlock::policy::signature::status(
         &airlock::policy::signature::Manifest::of(&config.policy, &config.catalogue),

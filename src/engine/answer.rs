@@ -118,6 +118,12 @@ pub enum ErrorKind {
     WrongState,
     /// A describe found several resources where a request names one.
     Ambiguous,
+    /// The resource is not in a state AWS accepts the action in (`field` is `found`): nothing
+    /// was queued and no backup was spent.
+    Precondition {
+        field: String,
+        found: Box<Value>,
+    },
     /// The look at the resource before queueing failed.
     DescribeFailed(Box<ToolError>),
     /// AWS refused the scoped credential (or STS refused AssumeRole).
@@ -158,6 +164,7 @@ impl ErrorKind {
             ErrorKind::NotFound { .. } => "not_found",
             ErrorKind::WrongState => "wrong_state",
             ErrorKind::Ambiguous => "ambiguous",
+            ErrorKind::Precondition { .. } => "not_ready",
             ErrorKind::DescribeFailed(_) => "describe_failed",
             ErrorKind::AwsAccessDenied { .. } => "aws_access_denied",
             ErrorKind::Aws { .. } => "aws_error",

@@ -128,6 +128,20 @@ impl Engine {
             )
             .advise("Do not look for credentials or other ways around this. Tell the person you work with what you wanted to do and why."));
         }
+        if let Some((r, found)) = tool.describe.as_ref().and_then(|d| d.unmet(&resource)) {
+            let action = tool.aws().map_or("the action", |a| a.action.as_str());
+            return Err(ToolError::new(
+                ErrorKind::Precondition {
+                    field: r.field.clone(),
+                    found: Box::new(found.clone()),
+                },
+                format!(
+                    "AWS would refuse {action} on `{resource_id}` now: {}",
+                    r.why(found)
+                ),
+            )
+            .advise(r.what_to_do.clone()));
+        }
         let new = NewRequest {
             call: Call {
                 tool: tool.name.clone(),

@@ -222,8 +222,37 @@ impl Executor {
                     ),
                 }
             }
-            Err(Refuse(why)) => self.finish(&id, State::Failed, json!({"error": why})).await,
+            Err(Refuse(why)) => {
+                let outcome = self.failure(&id, why).await;
+                self.finish(&id, State::Failed, outcome).await
+            }
         }
+    }
+
+    /// A failed request's outcome: why, and every backup it made before it failed (kept, and
+    /// named so nobody has to hunt for an orphaned snapshot).
+    async fn failure(&self, id: &str, why: String) -> Value {
+        let Ok(r) = self.queue.get(id).await else {
+            return json!({"error": why});
+        };
+        let made: Vec<String> = [
+            r.backup_id.as_ref().map(|b| format!("`{b}`")),
+            r.backup_copy_id.as_ref().map(|c| format!("its copy `{c}`")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if made.is_empty() {
+            return json!({"error": why});
+        }
+        json!({
+            "error": format!(
+                "{why}. The backup made before the failure is kept: {}; delete it when it is no longer needed",
+                made.join(" and ")
+            ),
+            "snapshot_id": r.backup_id,
+            "copy_snapshot_id": r.backup_copy_id,
+        })
     }
 
     async fn finish(&self, id: &str, to: State, outcome: Value) -> Outcome {

@@ -204,6 +204,14 @@ impl Executor {
                 req.resource_id
             )));
         }
+        if let Some((r, found)) = tool.describe.as_ref().and_then(|d| d.unmet(&current)) {
+            let action = tool.aws().map_or("the action", |a| a.action.as_str());
+            return Err(Refuse(format!(
+                "AWS would refuse {action} on {} now: {}; no backup was taken and nothing was done",
+                req.resource_id,
+                r.why(found)
+            )));
+        }
         let approved: Value = serde_json::from_str(&req.resource_json).unwrap_or(Value::Null);
         for field in tool.describe.iter().flat_map(|d| d.unchanged.iter()) {
             if current.get(field) != approved.get(field) {

@@ -57,6 +57,10 @@ pub fn error_body(e: &ToolError) -> Value {
         ErrorKind::NotFound { field: Some(f) } => {
             b.insert("field".into(), json!(f));
         }
+        ErrorKind::Precondition { field, found } => {
+            b.insert("field".into(), json!(field));
+            b.insert("found".into(), (**found).clone());
+        }
         ErrorKind::DescribeFailed(inner) => {
             b.insert("describe".into(), error_body(inner));
         }

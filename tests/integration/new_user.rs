@@ -522,3 +522,75 @@ async fn aws_failures_are_classified_for_the_agent() {
     assert!(a.text.contains("connection refused"), "{}", a.text);
     assert_no_debug_dump(&a.text);
 }
+
+/// Item 3: an attached volume is refused when it is requested (nothing queued, told to detach
+/// first); one attached again after approval is refused by the executor before any backup;
+/// and when a step fails after the backup, the outcome names every backup made, which exist.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attached_volume_wastes_no_backup_and_a_late_failure_names_its_backups() {
+    let rig = Rig::new(short_cooldown);
+    let agent = rig.agent().await;
+    let attached = rig.moto.volume("staging_db");
+    let a = agent
+        .call(
+            "request_delete_volume",
+            json!({"environment": "staging", "volume_id": attached, "reason": "replaced"}),
+        )
+        .await;
+    assert!(a.is_error, "an attached volume was queued: {}", a.text);
+    assert_eq!(a.body["error"], "not_ready", "{}", a.text);
+    assert_eq!(a.body["field"], "state", "{}", a.text);
+    assert_eq!(a.body["found"], "in-use", "{}", a.text);
+    assert!(
+        a.body["what_you_can_do"]
+            .as_str()
+            .is_some_and(|w| w.contains("detach")),
+        "{}",
+        a.text
+    );
+    let Run { code, out, err } = rig.cli(&["requests", "list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[]", "nothing is queued");
+
+    // Detached, it is queued; attached again behind airlock's back after approval, the
+    // executor refuses it before taking any snapshot.
+    assert_eq!(rig.aws(&["detach", &attached])["state"], "available");
+    let id = rig.request_delete(&agent, &attached).await;
+    let key = rig.approver("alice", true);
+    let (code, screen) = rig.approve(&id, &key, &attached, PASS, None);
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(rig.aws(&["attach", &attached])["state"], "in-use");
+    let v = rig.execute_when_due(&id);
+    assert_eq!(v["state"], "failed", "{v}");
+    assert_failed_because(&v, "no backup was taken");
+    assert_failed_because(&v, "in-use");
+    for region in ["us-east-1", "us-west-2"] {
+        let snaps = rig.aws(&["snapshots-described", region, &id]);
+        assert_eq!(snaps, json!([]), "a backup was spent in {region}");
+    }
+    assert!(rig.volume_exists(&attached));
+
+    // A step that fails after the backup: the outcome names the snapshot and its copy.
+    let web = rig.moto.volume("staging_web");
+    let id = rig.request_delete(&agent, &web).await;
+    let (code, screen) = rig.approve(&id, &key, &web, PASS, None);
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(rig.aws(&["deny-executor", "ec2:DeleteVolume"])["ok"], true);
+    let v = rig.execute_when_due(&id);
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(rig.volume_exists(&web));
+    let snap = v["outcome"]["snapshot_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no snapshot named: {v}"));
+    let copy = v["outcome"]["copy_snapshot_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no copy named: {v}"));
+    assert_failed_because(&v, snap);
+    assert_failed_because(&v, copy);
+    assert_eq!(rig.aws(&["snapshot", "us-east-1", snap])["exists"], true);
+    assert_eq!(rig.aws(&["snapshot", "us-west-2", copy])["exists"], true);
+    // The person reading the queue sees them too.
+    let Run { code, out, err } = rig.cli(&["requests", "show", &id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(snap) && out.contains(copy), "{out}");
+}

@@ -148,6 +148,8 @@ async fn cancel_deny_and_expiry_never_execute() {
 
     // Expired (nobody approved in time).
     let v3 = rig.moto.volume("staging_db");
+    // Attached volumes are refused at request time: detach it first.
+    assert_eq!(rig.aws(&["detach", &v3])["state"], "available");
     let expired = rig.request_delete(&agent, &v3).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while rig.state(&expired) != "expired" {
@@ -262,6 +264,7 @@ async fn forged_replayed_and_edited_approvals_are_refused() {
         rig.moto.volume("staging_web"),
         rig.moto.volume("staging_db"),
     );
+    assert_eq!(rig.aws(&["detach", &vc])["state"], "available");
     let a = rig.request_delete(&agent, &va).await;
     let b = rig.request_delete(&agent, &vb).await;
     let c = rig.request_delete(&agent, &vc).await;

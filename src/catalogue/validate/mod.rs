@@ -16,7 +16,7 @@ use serde_spanned::Spanned;
 use super::raw::{self, RawTool};
 use super::{
     ArgKind, ArgSpec, BackupKind, DescribeSpec, FieldSpec, Handler, OnlyMatching, OutputSpec,
-    ProtectionSpec, Risk, TimeRange, ToolSpec, args,
+    ProtectionSpec, Require, Risk, TimeRange, ToolSpec, args,
 };
 use crate::config::source::{SourceError, SourceErrors, SourceFile};
 use crate::timefmt::parse_duration;
@@ -405,6 +405,28 @@ fn describe(c: &mut Check, d: &Spanned<raw::RawDescribe>, arguments: &[ArgSpec])
         arguments: template,
         unchanged: dd.unchanged.clone(),
         not_found: dd.not_found.clone(),
+        require: dd
+            .require
+            .iter()
+            .map(|r| {
+                let rr = r.get_ref();
+                if rr.field.trim().is_empty()
+                    || rr.refusal.trim().is_empty()
+                    || rr.what_to_do.trim().is_empty()
+                {
+                    c.at(
+                        r,
+                        "[[describe.require]] needs a `field`, a `refusal` and a `what_to_do`",
+                    );
+                }
+                Require {
+                    field: rr.field.clone(),
+                    equals: serde_json::to_value(&rr.equals).unwrap_or(Value::Null),
+                    refusal: rr.refusal.clone(),
+                    what_to_do: rr.what_to_do.clone(),
+                }
+            })
+            .collect(),
     }
 }
 
